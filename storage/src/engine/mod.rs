@@ -1,0 +1,483 @@
+//! The engine: opens the database and answers the homeserver's calls.
+
+mod cache;
+mod chain;
+mod counters;
+mod ifilter;
+mod intern;
+mod purge;
+mod read;
+mod source;
+mod stats;
+mod txn;
+mod write;
+
+pub use chain::ChainPolicy;
+pub use stats::{CfStats, Stats};
+pub use write::{GroupState, NewGroup};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::filter::StateFilter;
+use crate::format::keys::{self, ikey_skey, ikey_type, meta, EventNid, IKey, RoomNid, StrKind};
+use crate::format::varint::{put_u64, Reader};
+use crate::format::version::FormatVersion;
+use crate::ids::{EventId, GroupId, RoomId};
+use crate::kv::{Batch, Cf, KvStore, RocksKv};
+use crate::state::{GroupDelta, StateKey, StateMap};
+
+pub use crate::kv::rocks::RocksConfig;
+
+use cache::Caches;
+use counters::Counters;
+use ifilter::IFilter;
+use source::{Committed, Source};
+use txn::Txn;
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Create the database if the directory is missing or empty.
+    pub create: bool,
+    /// Bytes for the decoded-record and string caches.
+    pub cache_bytes: u64,
+    pub rocks: RocksConfig,
+    pub policy: ChainPolicy,
+    /// Open even if an import did not finish (the importer itself does).
+    pub allow_incomplete_import: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            create: true,
+            cache_bytes: 512 << 20,
+            rocks: RocksConfig::default(),
+            policy: ChainPolicy::default(),
+            allow_incomplete_import: false,
+        }
+    }
+}
+
+/// An open mxstate database.
+pub struct Engine {
+    kv: Box<dyn KvStore>,
+    caches: Caches,
+    /// Held by the one writer while it builds and commits a batch.
+    writer: Mutex<Counters>,
+    /// Readers hold it shared; a commit holds it exclusively, so a read
+    /// never sees half of a batch's effects in the caches or the store.
+    gate: RwLock<()>,
+    policy: ChainPolicy,
+    path: PathBuf,
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::corrupt("engine lock", "memory", "a writer panicked")
+}
+
+impl Engine {
+    /// Opens (or, with `create`, makes) the database in directory `path`.
+    pub fn open(path: &Path, opts: EngineOptions) -> Result<Engine> {
+        let fresh = check_directory(path, opts.create)?;
+        if !fresh {
+            let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path)
+                .map_err(|_| Error::NotADatabase(path.to_owned()))?;
+            if Cf::ALL.iter().any(|cf| !cfs.iter().any(|n| n == cf.name())) {
+                return Err(Error::NotADatabase(path.to_owned()));
+            }
+        }
+        let kv = RocksKv::open(path, fresh, &opts.rocks)?;
+        let counters = match kv.get(Cf::Meta, meta::FORMAT)? {
+            None if fresh => {
+                let c = Counters::default();
+                let mut b = Batch::default();
+                b.put(
+                    Cf::Meta,
+                    meta::FORMAT.to_vec(),
+                    FormatVersion::CURRENT.to_bytes().to_vec(),
+                );
+                b.put(Cf::Meta, meta::COUNTERS.to_vec(), c.encode());
+                kv.write(b)?;
+                c
+            }
+            None => return Err(Error::NotADatabase(path.to_owned())),
+            Some(v) => {
+                FormatVersion::from_bytes(&v)?;
+                let c = kv
+                    .get(Cf::Meta, meta::COUNTERS)?
+                    .ok_or_else(|| Error::corrupt("counters", "meta/counters", "missing"))?;
+                Counters::decode(&c)?
+            }
+        };
+        if !opts.allow_incomplete_import {
+            if let Some(m) = kv.get(Cf::Meta, meta::IMPORT)? {
+                return Err(Error::ImportIncomplete(String::from_utf8_lossy(&m).into_owned()));
+            }
+        }
+        Ok(Engine {
+            kv: Box::new(kv),
+            caches: Caches::new(opts.cache_bytes),
+            writer: Mutex::new(counters),
+            gate: RwLock::new(()),
+            policy: opts.policy,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn committed(&self) -> Committed<'_> {
+        Committed {
+            kv: &*self.kv,
+            caches: &self.caches,
+        }
+    }
+
+    /// Runs `f` in a write transaction and commits its batch atomically.
+    fn write<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        let mut counters = self.writer.lock().map_err(poisoned)?;
+        let mut txn = Txn::new(&*self.kv, &self.caches, *counters);
+        let out = f(&mut txn)?;
+        let (batch, new_counters, update) = txn.finish();
+        let _excl = self.gate.write().map_err(poisoned)?;
+        self.kv.write(batch)?;
+        update.apply(&self.caches);
+        *counters = new_counters;
+        Ok(out)
+    }
+
+    /// Stores one group; returns its id.
+    pub fn store_group(&self, group: NewGroup<'_>) -> Result<GroupId> {
+        Ok(self.store_groups(&[group])?.into_iter().next().unwrap_or_default())
+    }
+
+    /// Stores groups atomically, in order (later ones may build on earlier ones).
+    pub fn store_groups(&self, groups: &[NewGroup<'_>]) -> Result<Vec<GroupId>> {
+        self.write(|txn| {
+            let mut latest = write::Latest::default();
+            groups
+                .iter()
+                .map(|g| write::store_group(txn, &self.policy, &mut latest, g))
+                .collect()
+        })
+    }
+
+    fn lookup(&self, kind: StrKind, s: &str) -> Result<Option<u64>> {
+        intern::lookup(&*self.kv, &self.caches, kind, s)
+    }
+
+    fn ifilter(&self, filter: &StateFilter) -> Result<IFilter> {
+        IFilter::new(filter, |k, s| self.lookup(k, s))
+    }
+
+    /// The state of each group, restricted to `filter`.
+    pub fn state_for_groups(&self, groups: &[GroupId], filter: &StateFilter) -> Result<BTreeMap<GroupId, StateMap>> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let f = self.ifilter(filter)?;
+        let src = self.committed();
+        let mut out = BTreeMap::new();
+        for &g in groups {
+            if src.existing(g)?.ghost {
+                return Err(Error::UnknownGroup(g));
+            }
+            let entries = read::state_of(&src, g, &f)?;
+            out.insert(g, self.materialize(&entries)?);
+        }
+        Ok(out)
+    }
+
+    /// The state of one group, restricted to `filter`.
+    pub fn state_for_group(&self, group: GroupId, filter: &StateFilter) -> Result<StateMap> {
+        Ok(self
+            .state_for_groups(&[group], filter)?
+            .remove(&group)
+            .unwrap_or_default())
+    }
+
+    /// Interned entries to strings.
+    fn materialize(&self, entries: &[(IKey, EventNid)]) -> Result<StateMap> {
+        let mut types: FxHashMap<u32, Arc<str>> = FxHashMap::default();
+        for &(k, _) in entries {
+            let t = ikey_type(k);
+            if !types.contains_key(&t) {
+                types.insert(
+                    t,
+                    intern::resolve_one(&*self.kv, &self.caches, StrKind::Type, u64::from(t))?,
+                );
+            }
+        }
+        let skeys: Vec<u64> = entries.iter().map(|&(k, _)| u64::from(ikey_skey(k))).collect();
+        let skeys = intern::resolve(&*self.kv, &self.caches, StrKind::Skey, &skeys)?;
+        let events: Vec<u64> = entries.iter().map(|&(_, e)| e).collect();
+        let events = intern::resolve(&*self.kv, &self.caches, StrKind::Event, &events)?;
+        let mut out = StateMap::with_capacity_and_hasher(entries.len(), Default::default());
+        for ((&(k, _), s), e) in entries.iter().zip(skeys).zip(events) {
+            let t = types
+                .get(&ikey_type(k))
+                .cloned()
+                .ok_or_else(|| Error::corrupt("interned type", format!("{}", ikey_type(k)), "unresolved"))?;
+            out.insert(StateKey::from_stored(t, s), EventId::from_stored(e));
+        }
+        Ok(out)
+    }
+
+    /// The prev group and the delta as the caller stored them; `None` for a
+    /// group stored with a full state.
+    pub fn state_group_delta(&self, group: GroupId) -> Result<Option<GroupDelta>> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let rec = self.committed().existing(group)?;
+        if rec.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        let (Some(prev), Some(d)) = (rec.prev, rec.logical_delta()) else {
+            return Ok(None);
+        };
+        let mut delta = BTreeMap::new();
+        for &(k, v) in d {
+            let t = intern::resolve_one(&*self.kv, &self.caches, StrKind::Type, u64::from(ikey_type(k)))?;
+            let s = intern::resolve_one(&*self.kv, &self.caches, StrKind::Skey, u64::from(ikey_skey(k)))?;
+            let v = match v {
+                Some(e) => Some(EventId::from_stored(intern::resolve_one(
+                    &*self.kv,
+                    &self.caches,
+                    StrKind::Event,
+                    e,
+                )?)),
+                None => None,
+            };
+            delta.insert(StateKey::from_stored(t, s), v);
+        }
+        Ok(Some(GroupDelta {
+            prev_group: prev,
+            delta,
+        }))
+    }
+
+    /// The room of a group.
+    pub fn group_room(&self, group: GroupId) -> Result<RoomId> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let rec = self.committed().existing(group)?;
+        if rec.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        let s = intern::resolve_one(&*self.kv, &self.caches, StrKind::Room, u64::from(rec.room))?;
+        RoomId::parse(&*s)
+    }
+
+    /// Whether a group exists.
+    pub fn has_group(&self, group: GroupId) -> Result<bool> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        Ok(self.committed().record(group)?.is_some_and(|r| !r.ghost))
+    }
+
+    /// Maps events to the groups holding the state at them.
+    pub fn set_event_groups(&self, pairs: &[(EventId, GroupId)]) -> Result<()> {
+        self.write(|txn| {
+            for (e, g) in pairs {
+                if txn.record(*g)?.is_none_or(|r| r.ghost) {
+                    return Err(Error::UnknownGroup(*g));
+                }
+                let en = txn.intern(StrKind::Event, e.as_str())?;
+                if let Some(old) = txn.kv.get(Cf::EventGroups, &keys::event_key(en))? {
+                    let mut r = Reader::new(&old, "event group");
+                    let og = r.u64()?;
+                    txn.batch
+                        .delete(Cf::GroupEvents, keys::group_event_key(og, en).to_vec());
+                }
+                let mut v = Vec::new();
+                put_u64(&mut v, *g);
+                txn.batch.put(Cf::EventGroups, keys::event_key(en).to_vec(), v);
+                txn.batch
+                    .put(Cf::GroupEvents, keys::group_event_key(*g, en).to_vec(), Vec::new());
+            }
+            Ok(())
+        })
+    }
+
+    /// The groups of the given events (unknown events are left out).
+    pub fn event_groups(&self, events: &[EventId]) -> Result<BTreeMap<EventId, GroupId>> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let mut found = Vec::new();
+        let mut ks = Vec::new();
+        for e in events {
+            if let Some(n) = self.lookup(StrKind::Event, e.as_str())? {
+                found.push(e);
+                ks.push(keys::event_key(n).to_vec());
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (e, v) in found.into_iter().zip(self.kv.multi_get(Cf::EventGroups, &ks)?) {
+            if let Some(v) = v {
+                let mut r = Reader::new(&v, "event group");
+                out.insert(e.clone(), r.u64()?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn room_nid(&self, room: &RoomId) -> Result<Option<RoomNid>> {
+        Ok(self.lookup(StrKind::Room, room.as_str())?.map(|n| n as RoomNid))
+    }
+
+    /// Replaces a room's current state.
+    pub fn set_current_state(&self, room: &RoomId, state: &StateMap) -> Result<()> {
+        self.write(|txn| {
+            let rn = txn.intern(StrKind::Room, room.as_str())? as RoomNid;
+            let mut old = Vec::new();
+            txn.kv
+                .scan_prefix(Cf::CurrentState, &keys::room_prefix(rn), &mut |k, _| {
+                    old.push(k.to_vec());
+                    Ok(true)
+                })?;
+            for k in old {
+                txn.batch.delete(Cf::CurrentState, k);
+            }
+            for (k, e) in state {
+                let ik = txn.intern_key(k.event_type(), k.state_key())?;
+                let en = txn.intern(StrKind::Event, e.as_str())?;
+                let mut v = Vec::new();
+                put_u64(&mut v, en);
+                txn.batch.put(Cf::CurrentState, keys::current_key(rn, ik).to_vec(), v);
+            }
+            Ok(())
+        })
+    }
+
+    /// A room's current state, restricted to `filter`.
+    pub fn current_state(&self, room: &RoomId, filter: &StateFilter) -> Result<StateMap> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let Some(rn) = self.room_nid(room)? else {
+            return Ok(StateMap::default());
+        };
+        let f = self.ifilter(filter)?;
+        let mut entries = Vec::new();
+        self.kv
+            .scan_prefix(Cf::CurrentState, &keys::room_prefix(rn), &mut |k, v| {
+                let ik = keys::suffix_u64(k, 4, "current_state key")?;
+                if f.matches(ik) {
+                    let mut r = Reader::new(v, "current state entry");
+                    entries.push((ik, r.u64()?));
+                }
+                Ok(true)
+            })?;
+        self.materialize(&entries)
+    }
+
+    /// The groups of a room, ascending.
+    pub fn room_groups(&self, room: &RoomId) -> Result<Vec<GroupId>> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let Some(rn) = self.room_nid(room)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        self.kv
+            .scan_prefix(Cf::RoomGroups, &keys::room_prefix(rn), &mut |k, v| {
+                if v != purge::GHOST_MARK {
+                    out.push(keys::suffix_u64(k, 4, "room_groups key")?);
+                }
+                Ok(true)
+            })?;
+        Ok(out)
+    }
+
+    /// The ids of all rooms with groups or current state.
+    pub fn rooms(&self) -> Result<Vec<RoomId>> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let mut out = Vec::new();
+        self.kv.scan_prefix(Cf::Strings, &[StrKind::Room as u8], &mut |k, _| {
+            let s = std::str::from_utf8(k.get(1..).unwrap_or_default())
+                .map_err(|_| Error::corrupt("room id", "strings/R", "not UTF-8"))?;
+            out.push(RoomId::parse(s)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Deletes a room: its groups, snapshots, event mappings and current state.
+    pub fn purge_room(&self, room: &RoomId) -> Result<()> {
+        let Some(rn) = self.room_nid(room)? else {
+            return Err(Error::UnknownRoom(room.to_string()));
+        };
+        self.write(|txn| purge::purge_room(txn, rn))
+    }
+
+    /// Deletes groups no event refers to, leaving every other group's state as it was.
+    pub fn purge_groups(&self, room: &RoomId, groups: &[GroupId]) -> Result<()> {
+        let Some(rn) = self.room_nid(room)? else {
+            return Err(Error::UnknownRoom(room.to_string()));
+        };
+        self.write(|txn| purge::purge_groups(txn, rn, room.as_str(), groups))
+    }
+
+    /// Marks an import as running; `finish_import` clears it.
+    pub fn begin_import(&self, description: &str) -> Result<()> {
+        let mut b = Batch::default();
+        b.put(Cf::Meta, meta::IMPORT.to_vec(), description.as_bytes().to_vec());
+        self.kv.write(b)
+    }
+
+    /// Marks the import as complete.
+    pub fn finish_import(&self) -> Result<()> {
+        let mut b = Batch::default();
+        b.delete(Cf::Meta, meta::IMPORT.to_vec());
+        self.kv.write(b)
+    }
+
+    /// The running import's description, if one did not finish.
+    pub fn import_marker(&self) -> Result<Option<String>> {
+        Ok(self
+            .kv
+            .get(Cf::Meta, meta::IMPORT)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Flushes and compacts the store.
+    pub fn compact(&self) -> Result<()> {
+        self.kv.compact()
+    }
+
+    /// Figures about the database.
+    pub fn stats(&self) -> Result<Stats> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let counters = *self.writer.lock().map_err(poisoned)?;
+        stats::collect(&*self.kv, &counters, &self.path)
+    }
+}
+
+/// Checks the directory; returns whether a new database is to be made.
+fn check_directory(path: &Path, create: bool) -> Result<bool> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !create {
+                return Err(Error::NoDatabase(path.to_owned()));
+            }
+            std::fs::create_dir_all(path).map_err(io)?;
+            Ok(true)
+        }
+        Err(e) => Err(io(e)),
+        Ok(m) if !m.is_dir() => Err(Error::NotADatabase(path.to_owned())),
+        Ok(_) => {
+            let empty = std::fs::read_dir(path).map_err(io)?.next().is_none();
+            if empty && !create {
+                return Err(Error::NoDatabase(path.to_owned()));
+            }
+            if !empty && !path.join("CURRENT").is_file() {
+                return Err(Error::NotADatabase(path.to_owned()));
+            }
+            Ok(empty)
+        }
+    }
+}

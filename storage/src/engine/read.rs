@@ -1,0 +1,160 @@
+//! Resolving a group's state in interned ids: walk the physical chain to its
+//! snapshot, let the nearest delta win, fill the rest from the snapshot
+//! sections the filter needs.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::format::delta;
+use crate::format::group::{GroupRecord, Physical};
+use crate::format::keys::{ikey, ikey_skey, ikey_type, EventNid, IKey};
+
+use super::ifilter::{IFilter, IScope};
+use super::source::Source;
+
+/// Longest physical chain accepted before the data is called corrupt.
+const MAX_HOPS: usize = 1 << 16;
+
+/// A group's physical chain: deltas nearest first, then the snapshot.
+pub struct Chain {
+    pub deltas: Vec<Arc<GroupRecord>>,
+    pub snap: u64,
+}
+
+/// Walks the physical chain of group `g`.
+pub fn chain_of(src: &dyn Source, g: u64) -> Result<Chain> {
+    let mut deltas = Vec::new();
+    let mut cur = g;
+    loop {
+        let rec = src.existing(cur)?;
+        match &rec.physical {
+            Physical::Snapshot(s) => return Ok(Chain { deltas, snap: *s }),
+            Physical::Delta { base, .. } => {
+                cur = *base;
+                deltas.push(rec);
+            }
+        }
+        if deltas.len() > MAX_HOPS {
+            return Err(Error::corrupt(
+                "group chain",
+                format!("groups/{g}"),
+                "chain does not end",
+            ));
+        }
+    }
+}
+
+fn phys_delta(rec: &GroupRecord) -> &[delta::Entry] {
+    match &rec.physical {
+        Physical::Delta { delta, .. } => delta,
+        Physical::Snapshot(_) => &[],
+    }
+}
+
+/// The state of group `g` restricted to `f`, unordered.
+pub fn state_of(src: &dyn Source, g: u64, f: &IFilter) -> Result<Vec<(IKey, EventNid)>> {
+    let chain = chain_of(src, g)?;
+    if let Some(keys) = f.point_keys() {
+        return point_lookup(src, &chain, &keys);
+    }
+    let mut seen: FxHashMap<IKey, Option<EventNid>> = FxHashMap::default();
+    for rec in &chain.deltas {
+        for &(k, v) in phys_delta(rec) {
+            if f.matches(k) {
+                seen.entry(k).or_insert(v);
+            }
+        }
+    }
+    let header = src.header(chain.snap)?;
+    let mut out: Vec<(IKey, EventNid)> = Vec::with_capacity(header.entries as usize + seen.len());
+    out.extend(seen.iter().filter_map(|(&k, v)| v.map(|e| (k, e))));
+    for &t in &header.types {
+        let scope = f.scope(t);
+        if matches!(scope, IScope::Nothing) {
+            continue;
+        }
+        let sec = src.section(chain.snap, t)?;
+        match scope {
+            IScope::All => {
+                for (&s, &e) in sec.skeys.iter().zip(&sec.events) {
+                    let k = ikey(t, s);
+                    if seen.is_empty() || !seen.contains_key(&k) {
+                        out.push((k, e));
+                    }
+                }
+            }
+            IScope::Keys(ks) => {
+                for &s in ks {
+                    let k = ikey(t, s);
+                    if let (Some(e), false) = (sec.get(s), seen.contains_key(&k)) {
+                        out.push((k, e));
+                    }
+                }
+            }
+            IScope::Nothing => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A few named keys: search each delta, then one snapshot section per type.
+fn point_lookup(src: &dyn Source, chain: &Chain, keys: &[IKey]) -> Result<Vec<(IKey, EventNid)>> {
+    let mut out = Vec::with_capacity(keys.len());
+    'key: for &k in keys {
+        for rec in &chain.deltas {
+            if let Some(v) = delta::lookup(phys_delta(rec), k) {
+                if let Some(e) = v {
+                    out.push((k, e));
+                }
+                continue 'key;
+            }
+        }
+        let header = src.header(chain.snap)?;
+        if header.types.binary_search(&ikey_type(k)).is_ok() {
+            if let Some(e) = src.section(chain.snap, ikey_type(k))?.get(ikey_skey(k)) {
+                out.push((k, e));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `state(g)` in full, sorted by key.
+pub fn full_sorted(src: &dyn Source, g: u64) -> Result<Vec<(IKey, EventNid)>> {
+    let mut v = state_of(src, g, &IFilter::all())?;
+    v.sort_unstable_by_key(|e| e.0);
+    Ok(v)
+}
+
+/// The delta turning sorted state `from` into sorted state `to`.
+pub fn diff(from: &[(IKey, EventNid)], to: &[(IKey, EventNid)]) -> Vec<delta::Entry> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < from.len() || j < to.len() {
+        match (from.get(i), to.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                if a.1 != b.1 {
+                    out.push((b.0, Some(b.1)));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                out.push((a.0, None));
+                i += 1;
+            }
+            (Some(a), None) => {
+                out.push((a.0, None));
+                i += 1;
+            }
+            (_, Some(b)) => {
+                out.push((b.0, Some(b.1)));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}

@@ -1,0 +1,284 @@
+//! A write transaction: everything one call writes, gathered into one atomic
+//! batch, with an overlay so later steps see earlier ones.
+
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::error::Result;
+use crate::format::group::GroupRecord;
+use crate::format::keys::{self, EventNid, IKey, RoomNid, StrKind, TypeNid};
+use crate::format::snapshot::{Section, SnapHeader};
+use crate::kv::{Batch, Cf, KvStore};
+
+use super::cache::Caches;
+use super::counters::Counters;
+use super::source::{Committed, Source};
+
+/// Pending writes of one call.
+pub struct Txn<'a> {
+    pub kv: &'a dyn KvStore,
+    pub caches: &'a Caches,
+    pub batch: Batch,
+    pub counters: Counters,
+    new_strings: FxHashMap<(StrKind, Box<str>), u64>,
+    records: FxHashMap<u64, Option<Arc<GroupRecord>>>,
+    headers: FxHashMap<u64, Option<Arc<SnapHeader>>>,
+    sections: FxHashMap<(u64, TypeNid), Arc<Section>>,
+    snap_hashes: FxHashMap<(RoomNid, u128), Option<u64>>,
+    dropped_sections: FxHashSet<u64>,
+}
+
+impl<'a> Txn<'a> {
+    /// Starts a transaction from the current counters.
+    pub fn new(kv: &'a dyn KvStore, caches: &'a Caches, counters: Counters) -> Self {
+        Txn {
+            kv,
+            caches,
+            batch: Batch::default(),
+            counters,
+            new_strings: FxHashMap::default(),
+            records: FxHashMap::default(),
+            headers: FxHashMap::default(),
+            sections: FxHashMap::default(),
+            snap_hashes: FxHashMap::default(),
+            dropped_sections: FxHashSet::default(),
+        }
+    }
+
+    fn committed(&self) -> Committed<'a> {
+        Committed {
+            kv: self.kv,
+            caches: self.caches,
+        }
+    }
+
+    /// The nid of `s`, without interning it.
+    pub fn lookup(&self, kind: StrKind, s: &str) -> Result<Option<u64>> {
+        if let Some(&n) = self.new_strings.get(&(kind, Box::from(s))) {
+            return Ok(Some(n));
+        }
+        super::intern::lookup(self.kv, self.caches, kind, s)
+    }
+
+    /// The nid of `s`, interning it in this transaction if new.
+    pub fn intern(&mut self, kind: StrKind, s: &str) -> Result<u64> {
+        if let Some(n) = self.lookup(kind, s)? {
+            return Ok(n);
+        }
+        let n = self.counters.next_nid(kind);
+        let mut v = Vec::new();
+        crate::format::varint::put_u64(&mut v, n);
+        self.batch.put(Cf::Strings, keys::string_key(kind, s), v);
+        self.batch
+            .put(Cf::Nids, keys::nid_key(kind, n).to_vec(), s.as_bytes().to_vec());
+        self.new_strings.insert((kind, Box::from(s)), n);
+        Ok(n)
+    }
+
+    /// Interns a `(type, state_key)` pair.
+    pub fn intern_key(&mut self, t: &str, s: &str) -> Result<IKey> {
+        let t = self.intern(StrKind::Type, t)?;
+        let s = self.intern(StrKind::Skey, s)?;
+        Ok(keys::ikey(t as u32, s as u32))
+    }
+
+    /// Writes a group record.
+    pub fn put_record(&mut self, g: u64, rec: GroupRecord) {
+        let mut v = Vec::with_capacity(32);
+        rec.encode(g, &mut v);
+        self.batch.put(Cf::Groups, keys::group_key(g).to_vec(), v);
+        self.records.insert(g, Some(Arc::new(rec)));
+    }
+
+    /// Deletes a group record.
+    pub fn delete_record(&mut self, g: u64) {
+        self.batch.delete(Cf::Groups, keys::group_key(g).to_vec());
+        self.records.insert(g, None);
+    }
+
+    /// Stores the full `state` (sorted) of a room as a snapshot, or takes
+    /// another reference on an identical one. Returns the snapshot id.
+    pub fn put_snapshot(&mut self, room: RoomNid, state: &[(IKey, EventNid)]) -> Result<u64> {
+        let hash = state_hash(state);
+        if let Some(snap) = self.snap_by_hash(room, hash)? {
+            let mut h = (*self.header(snap)?).clone();
+            h.refs += 1;
+            self.put_header(snap, h);
+            return Ok(snap);
+        }
+        let snap = self.counters.snap;
+        self.counters.snap += 1;
+        let mut types = Vec::new();
+        let mut i = 0;
+        while i < state.len() {
+            let t = keys::ikey_type(state[i].0);
+            let mut sec = Section::default();
+            while let Some(&(k, e)) = state.get(i).filter(|(k, _)| keys::ikey_type(*k) == t) {
+                sec.skeys.push(keys::ikey_skey(k));
+                sec.events.push(e);
+                i += 1;
+            }
+            self.batch
+                .put(Cf::Snapshots, keys::snap_section_key(snap, t).to_vec(), sec.encode());
+            self.sections.insert((snap, t), Arc::new(sec));
+            types.push(t);
+        }
+        self.put_header(
+            snap,
+            SnapHeader {
+                room,
+                hash,
+                refs: 1,
+                entries: state.len() as u64,
+                types,
+            },
+        );
+        self.batch.put(
+            Cf::SnapHashes,
+            keys::snap_hash_key(room, hash).to_vec(),
+            snap.to_le_bytes().to_vec(),
+        );
+        self.snap_hashes.insert((room, hash), Some(snap));
+        Ok(snap)
+    }
+
+    /// Drops one reference on a snapshot, deleting it with the last.
+    pub fn unref_snapshot(&mut self, snap: u64) -> Result<()> {
+        let mut h = (*self.header(snap)?).clone();
+        h.refs = h.refs.saturating_sub(1);
+        if h.refs > 0 {
+            self.put_header(snap, h);
+            return Ok(());
+        }
+        self.drop_snapshot(snap, &h);
+        Ok(())
+    }
+
+    /// Deletes a snapshot whatever its references.
+    pub fn drop_snapshot(&mut self, snap: u64, h: &SnapHeader) {
+        for &t in &h.types {
+            self.batch
+                .delete(Cf::Snapshots, keys::snap_section_key(snap, t).to_vec());
+        }
+        self.batch.delete(Cf::Snapshots, keys::snap_header_key(snap).to_vec());
+        self.batch
+            .delete(Cf::SnapHashes, keys::snap_hash_key(h.room, h.hash).to_vec());
+        self.headers.insert(snap, None);
+        self.snap_hashes.insert((h.room, h.hash), None);
+        self.dropped_sections.insert(snap);
+    }
+
+    fn put_header(&mut self, snap: u64, h: SnapHeader) {
+        self.batch
+            .put(Cf::Snapshots, keys::snap_header_key(snap).to_vec(), h.encode());
+        self.headers.insert(snap, Some(Arc::new(h)));
+    }
+
+    fn snap_by_hash(&self, room: RoomNid, hash: u128) -> Result<Option<u64>> {
+        if let Some(s) = self.snap_hashes.get(&(room, hash)) {
+            return Ok(*s);
+        }
+        match self.kv.get(Cf::SnapHashes, &keys::snap_hash_key(room, hash))? {
+            None => Ok(None),
+            Some(v) => {
+                let arr: [u8; 8] = v.as_slice().try_into().map_err(|_| {
+                    crate::error::Error::corrupt("snapshot hash entry", format!("room {room}"), "want 8 bytes")
+                })?;
+                Ok(Some(u64::from_le_bytes(arr)))
+            }
+        }
+    }
+
+    /// Writes the counters and hands back the batch and what the caches
+    /// must learn once it is committed.
+    pub fn finish(mut self) -> (Batch, Counters, CacheUpdate) {
+        self.batch
+            .put(Cf::Meta, keys::meta::COUNTERS.to_vec(), self.counters.encode());
+        let update = CacheUpdate {
+            strings: self.new_strings.into_iter().collect(),
+            records: self.records.into_iter().collect(),
+            headers: self.headers.into_iter().collect(),
+            sections: self.sections.into_iter().collect(),
+            dropped_sections: self.dropped_sections.into_iter().collect(),
+        };
+        (self.batch, self.counters, update)
+    }
+}
+
+/// What a committed transaction changes in the caches.
+pub struct CacheUpdate {
+    strings: Vec<((StrKind, Box<str>), u64)>,
+    records: Vec<(u64, Option<Arc<GroupRecord>>)>,
+    headers: Vec<(u64, Option<Arc<SnapHeader>>)>,
+    sections: Vec<((u64, TypeNid), Arc<Section>)>,
+    dropped_sections: Vec<u64>,
+}
+
+impl CacheUpdate {
+    /// Applies the update (call after the batch is durable in the store).
+    pub fn apply(self, caches: &Caches) {
+        for ((kind, s), n) in self.strings {
+            caches.remember(kind, n, Arc::from(s));
+        }
+        for (g, r) in self.records {
+            match r {
+                Some(r) => caches.records.insert(g, r),
+                None => {
+                    caches.records.remove(&g);
+                }
+            }
+        }
+        for (s, h) in self.headers {
+            match h {
+                Some(h) => caches.headers.insert(s, h),
+                None => {
+                    caches.headers.remove(&s);
+                }
+            }
+        }
+        for (k, s) in self.sections {
+            caches.sections.insert(k, s);
+        }
+        if !self.dropped_sections.is_empty() {
+            let dropped: FxHashSet<u64> = self.dropped_sections.into_iter().collect();
+            caches.sections.retain(|k, _| !dropped.contains(&k.0));
+        }
+    }
+}
+
+impl Source for Txn<'_> {
+    fn record(&self, g: u64) -> Result<Option<Arc<GroupRecord>>> {
+        match self.records.get(&g) {
+            Some(r) => Ok(r.clone()),
+            None => self.committed().record(g),
+        }
+    }
+    fn header(&self, snap: u64) -> Result<Arc<SnapHeader>> {
+        match self.headers.get(&snap) {
+            Some(Some(h)) => Ok(h.clone()),
+            Some(None) => Err(crate::error::Error::corrupt(
+                "snapshot header",
+                format!("snapshots/{snap}"),
+                "deleted",
+            )),
+            None => self.committed().header(snap),
+        }
+    }
+    fn section(&self, snap: u64, t: TypeNid) -> Result<Arc<Section>> {
+        match self.sections.get(&(snap, t)) {
+            Some(s) => Ok(s.clone()),
+            None => self.committed().section(snap, t),
+        }
+    }
+}
+
+/// xxh3-128 over the sorted entries (key and event, big-endian).
+pub fn state_hash(state: &[(IKey, EventNid)]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    for &(k, e) in state {
+        h.update(&k.to_be_bytes());
+        h.update(&e.to_be_bytes());
+    }
+    h.digest128()
+}

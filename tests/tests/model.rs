@@ -1,0 +1,285 @@
+//! Model-based property tests: random operation sequences run against the
+//! reference store and the RocksDB store (reopened at random points); every
+//! answer must be identical.
+
+use std::collections::BTreeMap;
+
+use mxstate_server_adapter::{GroupContent, GroupWrite, MemoryStore, RocksStore, StateStore};
+use mxstate_storage::{EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
+use mxstate_tests::{runtime, small_policy_options};
+use proptest::prelude::*;
+
+const TYPES: &[&str] = &["m.room.member", "m.room.name", "m.room.power_levels", "org.example"];
+const SKEYS: &[&str] = &[
+    "",
+    "@u0:x",
+    "@u1:x",
+    "@u2:x",
+    "@u3:x",
+    "tab\there",
+    "new\nline",
+    "back\\slash",
+    "ünï",
+];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Full {
+        room: u8,
+        entries: Vec<(u8, u8)>,
+    },
+    Delta {
+        room: u8,
+        prev: usize,
+        entries: Vec<(u8, u8, bool)>,
+    },
+    Chain {
+        room: u8,
+        prev: usize,
+        steps: Vec<(u8, u8)>,
+    },
+    Purge {
+        room: u8,
+        picks: Vec<usize>,
+    },
+    PurgeRoom {
+        room: u8,
+    },
+    MapEvent {
+        pick: usize,
+    },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let entry = (0u8..4, 0u8..9);
+    prop_oneof![
+        1 => (0u8..2, proptest::collection::vec(entry.clone(), 0..12)).prop_map(|(room, entries)| Op::Full { room, entries }),
+        8 => (0u8..2, any::<usize>(), proptest::collection::vec((0u8..4, 0u8..9, any::<bool>()), 0..4))
+            .prop_map(|(room, prev, entries)| Op::Delta { room, prev, entries }),
+        2 => (0u8..2, any::<usize>(), proptest::collection::vec(entry, 1..6)).prop_map(|(room, prev, steps)| Op::Chain { room, prev, steps }),
+        1 => (0u8..2, proptest::collection::vec(any::<usize>(), 1..3)).prop_map(|(room, picks)| Op::Purge { room, picks }),
+        1 => Just(Op::Reopen),
+        1 => any::<usize>().prop_map(|pick| Op::MapEvent { pick }),
+        1 => (0u8..3).prop_map(|room| Op::PurgeRoom { room: room.min(1) + u8::from(room == 2) * 5 }),
+    ]
+}
+
+fn room(n: u8) -> RoomId {
+    RoomId::parse(format!("!r{n}:x")).unwrap()
+}
+fn key(t: u8, s: u8) -> StateKey {
+    StateKey::new(TYPES[t as usize % TYPES.len()], SKEYS[s as usize % SKEYS.len()]).unwrap()
+}
+
+fn filters() -> Vec<StateFilter> {
+    vec![
+        StateFilter::all(),
+        StateFilter::none(),
+        StateFilter::all_except_types(["m.room.member"]),
+        StateFilter::from_types([("m.room.power_levels", Some(""))]),
+        StateFilter::from_types([("m.room.member", None)]),
+        StateFilter::from_types([("m.room.member", Some("@u1:x")), ("org.example", Some("tab\there"))]),
+        StateFilter::from_types([("m.room.member", Some("@u2:x"))]).with_include_others(true),
+    ]
+}
+
+struct Harness {
+    model: MemoryStore,
+    rocks: Option<RocksStore>,
+    dir: tempfile::TempDir,
+    groups: Vec<GroupId>,
+    next_event: u64,
+}
+
+type Answer = Result<String, String>;
+
+/// Runs the same call on both stores and requires the same answer.
+macro_rules! both {
+    ($h:expr, $s:ident => $call:expr) => {{
+        let a = {
+            let $s: &dyn StateStore = &$h.model;
+            same($call.await)
+        };
+        let b = {
+            let $s: &dyn StateStore = $h.rocks();
+            same($call.await)
+        };
+        assert_eq!(a, b, "model and rocks disagree on {}", stringify!($call));
+        a
+    }};
+}
+
+fn same<T: std::fmt::Debug>(r: Result<T, mxstate_server_adapter::AdapterError>) -> Answer {
+    r.map(|v| format!("{v:?}")).map_err(|e| e.to_string())
+}
+
+fn sorted(m: &BTreeMap<GroupId, StateMap>) -> Vec<(GroupId, Vec<(StateKey, EventId)>)> {
+    m.iter()
+        .map(|(g, s)| {
+            let mut v: Vec<_> = s.iter().map(|(k, e)| (k.clone(), e.clone())).collect();
+            v.sort();
+            (*g, v)
+        })
+        .collect()
+}
+
+impl Harness {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = RocksStore::open(&dir.path().join("db"), small_policy_options()).unwrap();
+        Harness {
+            model: MemoryStore::new(),
+            rocks: Some(rocks),
+            dir,
+            groups: Vec::new(),
+            next_event: 1,
+        }
+    }
+    fn rocks(&self) -> &RocksStore {
+        self.rocks.as_ref().unwrap()
+    }
+    fn event(&mut self) -> EventId {
+        self.next_event += 1;
+        EventId::parse(format!("$e{}", self.next_event)).unwrap()
+    }
+    fn pick(&self, i: usize) -> GroupId {
+        if self.groups.is_empty() {
+            1
+        } else {
+            self.groups[i % self.groups.len()]
+        }
+    }
+
+    async fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Full { room: r, entries } => {
+                let st: StateMap = entries.iter().map(|&(t, s)| (key(t, s), self.event())).collect();
+                let w = vec![GroupWrite {
+                    id: None,
+                    room_id: room(*r),
+                    event_id: self.event(),
+                    content: GroupContent::Full(st),
+                }];
+                self.store(w).await;
+            }
+            Op::Delta { room: r, prev, entries } => {
+                let d: StateDelta = entries
+                    .iter()
+                    .map(|&(t, s, keep)| (key(t, s), keep.then(|| self.event())))
+                    .collect();
+                let w = vec![GroupWrite {
+                    id: None,
+                    room_id: room(*r),
+                    event_id: self.event(),
+                    content: GroupContent::Delta {
+                        prev: self.pick(*prev),
+                        delta: d,
+                    },
+                }];
+                self.store(w).await;
+            }
+            Op::Chain { room: r, prev, steps } => {
+                let first = 100_000 + self.next_event * 10;
+                let mut p = self.pick(*prev);
+                let mut batch = Vec::new();
+                for (i, &(t, s)) in steps.iter().enumerate() {
+                    let id = first + i as u64;
+                    batch.push(GroupWrite {
+                        id: Some(id),
+                        room_id: room(*r),
+                        event_id: self.event(),
+                        content: GroupContent::Delta {
+                            prev: p,
+                            delta: [(key(t, s), Some(self.event()))].into(),
+                        },
+                    });
+                    p = id;
+                }
+                self.store(batch).await;
+            }
+            Op::Purge { room: r, picks } => {
+                let gs: Vec<GroupId> = picks.iter().map(|&i| self.pick(i)).collect();
+                if both!(self, s => s.purge_unreferenced_groups(room(*r), gs.clone())).is_ok() {
+                    self.groups.retain(|g| !gs.contains(g));
+                }
+            }
+            Op::PurgeRoom { room: r } => {
+                if both!(self, s => s.purge_room(room(*r))).is_ok() {
+                    let gone = self.model.room_groups(room(*r)).await.unwrap();
+                    assert!(gone.is_empty());
+                    let mut keep = Vec::new();
+                    for &g in &self.groups {
+                        if self.model.state_group_delta(g).await.is_ok() {
+                            keep.push(g);
+                        }
+                    }
+                    self.groups = keep;
+                }
+            }
+            Op::MapEvent { pick } => {
+                let e = self.event();
+                let g = self.pick(*pick);
+                both!(self, s => s.set_state_groups_for_events(vec![(e.clone(), g)])).ok();
+                both!(self, s => s.state_groups_for_events(vec![e.clone()])).ok();
+            }
+            Op::Reopen => {
+                self.rocks = None;
+                self.rocks = Some(RocksStore::open(&self.dir.path().join("db"), small_policy_options()).unwrap());
+            }
+        }
+    }
+
+    async fn store(&mut self, w: Vec<GroupWrite>) {
+        let a = self.model.store_state_groups(w.clone()).await;
+        let b = self.rocks().store_state_groups(w).await;
+        let (a, b) = (a.map_err(|e| e.to_string()), b.map_err(|e| e.to_string()));
+        assert_eq!(a, b, "store disagrees");
+        if let Ok(ids) = a {
+            self.groups.extend(ids);
+        }
+    }
+
+    async fn check_all(&self) {
+        for r in [0u8, 1, 6] {
+            both!(self, s => s.room_groups(room(r))).ok();
+        }
+        for f in filters() {
+            let gs = self.groups.clone();
+            let a = self
+                .model
+                .state_for_groups(gs.clone(), f.clone())
+                .await
+                .map(|m| sorted(&m));
+            let b = self.rocks().state_for_groups(gs, f.clone()).await.map(|m| sorted(&m));
+            assert_eq!(
+                a.map_err(|e| e.to_string()),
+                b.map_err(|e| e.to_string()),
+                "filter {f:?}"
+            );
+        }
+        for &g in &self.groups {
+            both!(self, s => s.state_group_delta(g)).ok();
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rocks_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
+        runtime().block_on(async {
+            let mut h = Harness::new();
+            for (i, op) in ops.iter().enumerate() {
+                h.apply(op).await;
+                if i % 8 == 7 {
+                    h.check_all().await;
+                }
+            }
+            h.check_all().await;
+            h.apply(&Op::Reopen).await;
+            h.check_all().await;
+        });
+    }
+}
