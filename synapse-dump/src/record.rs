@@ -1,0 +1,56 @@
+//! [`Record`]: one row of one of the four state tables.
+
+use crate::table::Table;
+
+/// One row of a Synapse state table, as read from a dump or a live database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Record {
+    /// A `state_groups` row: a state group, its room and the event that created it.
+    StateGroup {
+        /// `state_groups.id`.
+        id: i64,
+        /// `state_groups.room_id`.
+        room_id: String,
+        /// `state_groups.event_id`.
+        event_id: String,
+    },
+    /// A `state_group_edges` row: `state_group` is a delta on top of `prev_state_group`.
+    Edge {
+        /// `state_group_edges.state_group`.
+        state_group: i64,
+        /// `state_group_edges.prev_state_group`.
+        prev_state_group: i64,
+    },
+    /// A `state_groups_state` row: one `(type, state_key) -> event_id` entry of a group.
+    StateRow {
+        /// `state_groups_state.state_group`.
+        state_group: i64,
+        /// `state_groups_state.room_id`.
+        room_id: String,
+        /// `state_groups_state.type`.
+        event_type: String,
+        /// `state_groups_state.state_key`.
+        state_key: String,
+        /// `state_groups_state.event_id`.
+        event_id: String,
+    },
+    /// An `event_to_state_groups` row: the state group after an event.
+    EventToStateGroup {
+        /// `event_to_state_groups.event_id`.
+        event_id: String,
+        /// `event_to_state_groups.state_group`.
+        state_group: i64,
+    },
+}
+
+impl Record {
+    /// The table this record belongs to.
+    pub fn table(&self) -> Table {
+        match self {
+            Record::StateGroup { .. } => Table::StateGroups,
+            Record::Edge { .. } => Table::StateGroupEdges,
+            Record::StateRow { .. } => Table::StateGroupsState,
+            Record::EventToStateGroup { .. } => Table::EventToStateGroups,
+        }
+    }
+}

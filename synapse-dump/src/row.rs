@@ -1,0 +1,124 @@
+//! Turning decoded COPY fields into [`Record`]s, given where each needed
+//! column sits in the COPY column list.
+
+use crate::copy::FieldDecoder;
+use crate::error::{DumpError, Location};
+use crate::record::Record;
+use crate::table::Table;
+
+/// The position of each needed column of a table within a COPY column list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowLayout {
+    /// The table.
+    pub(crate) table: Table,
+    /// Number of columns in the COPY column list.
+    pub(crate) width: usize,
+    /// `index[k]` is the position of `table.columns()[k]`.
+    index: [usize; 5],
+}
+
+impl RowLayout {
+    /// The layout of `COPY table (columns...)`; extra columns are ignored.
+    /// Errors with the name of the first needed column that is missing.
+    pub(crate) fn from_columns(table: Table, columns: &[&str]) -> Result<Self, &'static str> {
+        let mut index = [0; 5];
+        for (slot, needed) in index.iter_mut().zip(table.columns()) {
+            *slot = columns.iter().position(|c| c == needed).ok_or(*needed)?;
+        }
+        Ok(Self {
+            table,
+            width: columns.len(),
+            index,
+        })
+    }
+
+    /// The layout when the columns are exactly `table.columns()` in order.
+    pub(crate) fn canonical(table: Table) -> Self {
+        Self {
+            table,
+            width: table.columns().len(),
+            index: [0, 1, 2, 3, 4],
+        }
+    }
+
+    /// Builds the record of one decoded row. `at` gives the row's location
+    /// and is only called on error.
+    pub(crate) fn record(&self, fields: &FieldDecoder, at: impl Fn() -> Location) -> Result<Record, DumpError> {
+        if fields.len() != self.width {
+            return Err(DumpError::ColumnCount {
+                at: at(),
+                table: self.table,
+                expected: self.width,
+                found: fields.len(),
+            });
+        }
+        let text = |k: usize| -> Result<&str, DumpError> {
+            let column = self.table.columns().get(k).copied().unwrap_or("?");
+            match self.index.get(k).and_then(|&i| fields.get(i)) {
+                Some(Some(value)) => Ok(value),
+                _ => Err(DumpError::Null {
+                    at: at(),
+                    table: self.table,
+                    column,
+                }),
+            }
+        };
+        let number = |k: usize| -> Result<i64, DumpError> {
+            let value = text(k)?;
+            value.parse::<i64>().map_err(|_| DumpError::BadNumber {
+                at: at(),
+                table: self.table,
+                column: self.table.columns().get(k).copied().unwrap_or("?"),
+                value: value.to_owned(),
+            })
+        };
+        Ok(match self.table {
+            Table::EventToStateGroups => Record::EventToStateGroup {
+                event_id: text(0)?.to_owned(),
+                state_group: number(1)?,
+            },
+            Table::StateGroupEdges => Record::Edge {
+                state_group: number(0)?,
+                prev_state_group: number(1)?,
+            },
+            Table::StateGroups => Record::StateGroup {
+                id: number(0)?,
+                room_id: text(1)?.to_owned(),
+                event_id: text(2)?.to_owned(),
+            },
+            Table::StateGroupsState => Record::StateRow {
+                state_group: number(0)?,
+                room_id: text(1)?.to_owned(),
+                event_type: text(2)?.to_owned(),
+                state_key: text(3)?.to_owned(),
+                event_id: text(4)?.to_owned(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_columns_by_name() {
+        let layout =
+            RowLayout::from_columns(Table::StateGroups, &["event_id", "extra", "room_id", "id"]).expect("all present");
+        let mut fields = FieldDecoder::new();
+        fields.decode(b"$e\tzzz\t!r\t42").expect("decodes");
+        let record = layout.record(&fields, Location::default).expect("parses");
+        assert_eq!(
+            record,
+            Record::StateGroup {
+                id: 42,
+                room_id: "!r".into(),
+                event_id: "$e".into()
+            }
+        );
+        assert_eq!(
+            RowLayout::from_columns(Table::StateGroups, &["id", "room_id"]).err(),
+            Some("event_id")
+        );
+    }
+}
