@@ -70,6 +70,13 @@ pub enum Error {
     /// A group named for purging belongs to another room.
     #[error("state group {group} is not in room {room}")]
     GroupNotInRoom { group: u64, room: String },
+    /// Bad input to an import, located by line (or row) and group.
+    #[error("{}{}{detail}", line.map(|l| format!("line {l}: ")).unwrap_or_default(), group.map(|g| format!("state group {g}: ")).unwrap_or_default())]
+    Import {
+        line: Option<u64>,
+        group: Option<u64>,
+        detail: String,
+    },
     /// The room is not known.
     #[error("unknown room {0}")]
     UnknownRoom(String),

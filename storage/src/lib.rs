@@ -12,6 +12,7 @@ mod error;
 mod filter;
 mod format;
 mod ids;
+pub mod import;
 mod kv;
 mod state;
 

@@ -418,6 +418,62 @@ impl Engine {
         self.write(|txn| purge::purge_groups(txn, rn, room.as_str(), groups))
     }
 
+    /// A group as Synapse's tables would hold it: its room, event, prev and
+    /// rows. A delta with removals (which Synapse cannot express) or a root
+    /// comes back as a full state without prev.
+    pub fn export_group(&self, group: GroupId) -> Result<ExportGroup> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let src = self.committed();
+        let rec = src.existing(group)?;
+        if rec.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        let room = RoomId::parse(&*intern::resolve_one(
+            &*self.kv,
+            &self.caches,
+            StrKind::Room,
+            u64::from(rec.room),
+        )?)?;
+        let event = EventId::from_stored(intern::resolve_one(&*self.kv, &self.caches, StrKind::Event, rec.event)?);
+        let (prev, entries) = match (rec.prev, rec.logical_delta()) {
+            (Some(p), Some(d)) if d.iter().all(|e| e.1.is_some()) => {
+                (Some(p), d.iter().filter_map(|&(k, e)| e.map(|e| (k, e))).collect())
+            }
+            _ => (None, read::full_sorted(&src, group)?),
+        };
+        let state = self.materialize(&entries)?;
+        let mut rows: Vec<(StateKey, EventId)> = state.into_iter().collect();
+        rows.sort_unstable();
+        Ok(ExportGroup {
+            room,
+            event,
+            prev,
+            rows,
+        })
+    }
+
+    /// Visits every group id in ascending order.
+    pub fn for_each_group(&self, visit: &mut dyn FnMut(GroupId) -> Result<()>) -> Result<()> {
+        self.kv.scan_prefix(Cf::Groups, &[], &mut |k, v| {
+            let g = keys::parse_u64(k, "groups key")?;
+            if !crate::format::group::GroupRecord::decode(g, v)?.ghost {
+                visit(g)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Visits every `(event, group)` mapping.
+    pub fn for_each_event_group(&self, visit: &mut dyn FnMut(&EventId, GroupId) -> Result<()>) -> Result<()> {
+        self.kv.scan_prefix(Cf::EventGroups, &[], &mut |k, v| {
+            let en = keys::parse_u64(k, "event_groups key")?;
+            let g = Reader::new(v, "event group").u64()?;
+            let e = EventId::from_stored(intern::resolve_one(&*self.kv, &self.caches, StrKind::Event, en)?);
+            visit(&e, g)?;
+            Ok(true)
+        })
+    }
+
     /// Marks an import as running; `finish_import` clears it.
     pub fn begin_import(&self, description: &str) -> Result<()> {
         let mut b = Batch::default();
@@ -451,6 +507,16 @@ impl Engine {
         let counters = *self.writer.lock().map_err(poisoned)?;
         stats::collect(&*self.kv, &counters, &self.path)
     }
+}
+
+/// A group as Synapse's tables hold it (see [`Engine::export_group`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportGroup {
+    pub room: RoomId,
+    pub event: EventId,
+    pub prev: Option<GroupId>,
+    /// Sorted rows.
+    pub rows: Vec<(StateKey, EventId)>,
 }
 
 /// Checks the directory; returns whether a new database is to be made.

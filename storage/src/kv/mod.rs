@@ -64,25 +64,16 @@ pub enum Op {
 #[derive(Debug, Default)]
 pub struct Batch {
     ops: Vec<Op>,
-    bytes: usize,
 }
 
 impl Batch {
     /// Queues a put.
     pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        let (k, v) = (key.into(), value.into());
-        self.bytes += k.len() + v.len();
-        self.ops.push(Op::Put(cf, k, v));
+        self.ops.push(Op::Put(cf, key.into(), value.into()));
     }
     /// Queues a delete.
     pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) {
-        let k = key.into();
-        self.bytes += k.len();
-        self.ops.push(Op::Delete(cf, k));
-    }
-    /// Approximate payload size.
-    pub fn bytes(&self) -> usize {
-        self.bytes
+        self.ops.push(Op::Delete(cf, key.into()));
     }
 }
 

@@ -1,0 +1,146 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// mxstate: compressed room-state storage for Matrix homeservers.
+#[derive(Parser, Debug)]
+#[command(name = "mxstate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build a sample history, store it, print figures and timed reads.
+    Demo(DemoArgs),
+    /// Print figures about a database.
+    Stats(StatsArgs),
+    /// Print the state of groups or events.
+    State(StateArgs),
+    /// Import Synapse's state tables from a pg_dump or a live database.
+    Import(ImportArgs),
+    /// Compare a database with its Synapse source, group by group.
+    Verify(VerifyArgs),
+    /// Write the database as Synapse's state tables (SQL with COPY blocks).
+    Export(ExportArgs),
+    /// Write a synthetic Synapse-shaped dump.
+    Synth(SynthArgs),
+}
+
+/// Where Synapse's rows come from.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct SourceArgs {
+    /// A plain or custom-format pg_dump (.sql, .sql.gz, .sql.zst, -Fc), or - for stdin.
+    pub file: Option<PathBuf>,
+    /// A live Synapse database, e.g. postgresql://user@host/synapse (read-only).
+    #[arg(long)]
+    pub postgres: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Database directory (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Database directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Check about N groups spread over the source instead of all.
+    #[arg(long)]
+    pub sample: Option<u64>,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Database directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Output SQL file, or - for stdout.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Output SQL file, or - for stdout.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of rooms (room 0 is the biggest).
+    #[arg(long, default_value_t = 1)]
+    pub rooms: u32,
+    /// Members of the biggest room.
+    #[arg(long, default_value_t = 1000)]
+    pub members: u32,
+    /// State events of the biggest room (0: twice the members).
+    #[arg(long, default_value_t = 0)]
+    pub state_events: u64,
+    /// Seed: the same seed gives the same file.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Mean non-state events per state event.
+    #[arg(long, default_value_t = 4)]
+    pub messages: u32,
+    /// A fork and merge every N state events (0: none).
+    #[arg(long, default_value_t = 50)]
+    pub fork_every: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Database directory (default: a temporary directory, removed after).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Members of the big sample room.
+    #[arg(long, default_value_t = 5000)]
+    pub members: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Database directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StateArgs {
+    /// Database directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// A state group (repeatable).
+    #[arg(long = "group")]
+    pub groups: Vec<u64>,
+    /// An event id: the state at that event's group (repeatable).
+    #[arg(long = "event")]
+    pub events: Vec<String>,
+    /// `TYPE` (all state keys) or `TYPE,STATE_KEY` (repeatable); default: everything.
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+    /// With --type: include every type not listed.
+    #[arg(long)]
+    pub include_others: bool,
+    /// One JSON line per group.
+    #[arg(long)]
+    pub json: bool,
+}
