@@ -28,6 +28,20 @@ impl Weighed for Arc<Section> {
         32 + 12 * self.skeys.len() as u64
     }
 }
+/// A snapshot section's strings, resolved once: state keys and events in
+/// the section's order.
+pub struct SectionStrings {
+    pub skeys: Vec<Arc<str>>,
+    pub events: Vec<Arc<str>>,
+}
+
+impl Weighed for Arc<SectionStrings> {
+    fn weight(&self) -> u64 {
+        // The strings are shared with the string caches; count the pointers.
+        32 + 32 * self.skeys.len() as u64
+    }
+}
+
 impl Weighed for Arc<SnapHeader> {
     fn weight(&self) -> u64 {
         64 + 4 * self.types.len() as u64
@@ -61,6 +75,7 @@ pub struct Caches {
     pub records: WCache<u64, Arc<GroupRecord>>,
     pub sections: WCache<(u64, TypeNid), Arc<Section>>,
     pub headers: WCache<u64, Arc<SnapHeader>>,
+    pub section_strings: WCache<(u64, TypeNid), Arc<SectionStrings>>,
     /// `(kind, text) -> nid`, one cache per kind.
     to_nid: [WCache<Box<str>, u64>; 4],
     /// `(kind, nid) -> text`, one cache per kind.
@@ -81,9 +96,10 @@ impl Caches {
     pub fn new(bytes: u64) -> Self {
         let part = bytes / 16;
         Caches {
-            records: cache(part * 3),
-            sections: cache(part * 5),
+            records: cache(part * 2),
+            sections: cache(part * 3),
             headers: cache(part / 4),
+            section_strings: cache(part * 3),
             to_nid: std::array::from_fn(|_| cache(part)),
             to_str: std::array::from_fn(|_| cache(part)),
         }

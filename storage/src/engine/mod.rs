@@ -10,10 +10,12 @@ mod read;
 mod source;
 mod stats;
 mod txn;
+mod view;
 mod write;
 
 pub use chain::ChainPolicy;
 pub use stats::{CfStats, Stats};
+pub use view::StateView;
 pub use write::{GroupState, NewGroup};
 
 use std::collections::BTreeMap;
@@ -189,8 +191,8 @@ impl Engine {
             if src.existing(g)?.ghost {
                 return Err(Error::UnknownGroup(g));
             }
-            let entries = read::state_of(&src, g, &f)?;
-            out.insert(g, self.materialize(&entries)?);
+            let resolved = read::resolve(&src, g, &f)?;
+            out.insert(g, self.view(resolved)?.to_map());
         }
         Ok(out)
     }
@@ -201,6 +203,61 @@ impl Engine {
             .state_for_groups(&[group], filter)?
             .remove(&group)
             .unwrap_or_default())
+    }
+
+    /// A resolved state as a view over cached section strings.
+    fn view(&self, r: read::Resolved) -> Result<StateView> {
+        let loose = self.materialize(&r.loose)?;
+        let mut len = loose.len();
+        let mut parts = Vec::with_capacity(r.sections.len());
+        for part in &r.sections {
+            let ty = intern::resolve_one(&*self.kv, &self.caches, StrKind::Type, u64::from(part.t))?;
+            let strings = self.section_strings(part)?;
+            let hidden = r
+                .shadowed
+                .keys()
+                .filter(|&&k| keys::ikey_type(k) == part.t && part.sec.get(keys::ikey_skey(k)).is_some())
+                .count();
+            len += part.sec.skeys.len() - hidden;
+            parts.push(view::ViewPart {
+                t: part.t,
+                ty,
+                sec: part.sec.clone(),
+                strings,
+            });
+        }
+        Ok(StateView {
+            loose,
+            parts,
+            shadowed: r.shadowed,
+            len,
+        })
+    }
+
+    /// The state of a group under `filter`, as a view sharing the big
+    /// snapshot parts with the caches (no per-entry copy).
+    pub fn state_view(&self, group: GroupId, filter: &StateFilter) -> Result<StateView> {
+        let _shared = self.gate.read().map_err(poisoned)?;
+        let f = self.ifilter(filter)?;
+        let src = self.committed();
+        if src.existing(group)?.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        self.view(read::resolve(&src, group, &f)?)
+    }
+
+    /// The strings of a snapshot section, resolved once and cached.
+    fn section_strings(&self, part: &read::SectionPart) -> Result<Arc<cache::SectionStrings>> {
+        if let Some(s) = self.caches.section_strings.get(&(part.snap, part.t)) {
+            return Ok(s);
+        }
+        let skeys: Vec<u64> = part.sec.skeys.iter().map(|&s| u64::from(s)).collect();
+        let strings = Arc::new(cache::SectionStrings {
+            skeys: intern::resolve(&*self.kv, &self.caches, StrKind::Skey, &skeys)?,
+            events: intern::resolve(&*self.kv, &self.caches, StrKind::Event, &part.sec.events)?,
+        });
+        self.caches.section_strings.insert((part.snap, part.t), strings.clone());
+        Ok(strings)
     }
 
     /// Interned entries to strings.

@@ -9,7 +9,8 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::format::delta;
 use crate::format::group::{GroupRecord, Physical};
-use crate::format::keys::{ikey, ikey_skey, ikey_type, EventNid, IKey};
+use crate::format::keys::{ikey, ikey_skey, ikey_type, EventNid, IKey, TypeNid};
+use crate::format::snapshot::Section;
 
 use super::ifilter::{IFilter, IScope};
 use super::source::Source;
@@ -53,11 +54,46 @@ fn phys_delta(rec: &GroupRecord) -> &[delta::Entry] {
     }
 }
 
-/// The state of group `g` restricted to `f`, unordered.
-pub fn state_of(src: &dyn Source, g: u64, f: &IFilter) -> Result<Vec<(IKey, EventNid)>> {
+/// A part of a state taken whole from one snapshot section.
+pub struct SectionPart {
+    pub snap: u64,
+    pub t: TypeNid,
+    pub sec: Arc<Section>,
+}
+
+/// A resolved state: loose entries (from deltas and point lookups) plus
+/// whole snapshot sections, minus the keys in `shadowed` (decided by a delta).
+pub struct Resolved {
+    pub loose: Vec<(IKey, EventNid)>,
+    pub sections: Vec<SectionPart>,
+    pub shadowed: FxHashMap<IKey, Option<EventNid>>,
+}
+
+impl Resolved {
+    /// Every `(key, event)`, unordered.
+    pub fn into_entries(self) -> Vec<(IKey, EventNid)> {
+        let mut out = self.loose;
+        for p in &self.sections {
+            for (&s, &e) in p.sec.skeys.iter().zip(&p.sec.events) {
+                let k = ikey(p.t, s);
+                if self.shadowed.is_empty() || !self.shadowed.contains_key(&k) {
+                    out.push((k, e));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The state of group `g` restricted to `f`.
+pub fn resolve(src: &dyn Source, g: u64, f: &IFilter) -> Result<Resolved> {
     let chain = chain_of(src, g)?;
     if let Some(keys) = f.point_keys() {
-        return point_lookup(src, &chain, &keys);
+        return Ok(Resolved {
+            loose: point_lookup(src, &chain, &keys)?,
+            sections: Vec::new(),
+            shadowed: FxHashMap::default(),
+        });
     }
     let mut seen: FxHashMap<IKey, Option<EventNid>> = FxHashMap::default();
     for rec in &chain.deltas {
@@ -68,35 +104,37 @@ pub fn state_of(src: &dyn Source, g: u64, f: &IFilter) -> Result<Vec<(IKey, Even
         }
     }
     let header = src.header(chain.snap)?;
-    let mut out: Vec<(IKey, EventNid)> = Vec::with_capacity(header.entries as usize + seen.len());
-    out.extend(seen.iter().filter_map(|(&k, v)| v.map(|e| (k, e))));
+    let mut loose: Vec<(IKey, EventNid)> = seen.iter().filter_map(|(&k, v)| v.map(|e| (k, e))).collect();
+    let mut sections = Vec::new();
     for &t in &header.types {
-        let scope = f.scope(t);
-        if matches!(scope, IScope::Nothing) {
-            continue;
-        }
-        let sec = src.section(chain.snap, t)?;
-        match scope {
-            IScope::All => {
-                for (&s, &e) in sec.skeys.iter().zip(&sec.events) {
-                    let k = ikey(t, s);
-                    if seen.is_empty() || !seen.contains_key(&k) {
-                        out.push((k, e));
-                    }
-                }
-            }
+        match f.scope(t) {
+            IScope::Nothing => {}
+            IScope::All => sections.push(SectionPart {
+                snap: chain.snap,
+                t,
+                sec: src.section(chain.snap, t)?,
+            }),
             IScope::Keys(ks) => {
+                let sec = src.section(chain.snap, t)?;
                 for &s in ks {
                     let k = ikey(t, s);
                     if let (Some(e), false) = (sec.get(s), seen.contains_key(&k)) {
-                        out.push((k, e));
+                        loose.push((k, e));
                     }
                 }
             }
-            IScope::Nothing => {}
         }
     }
-    Ok(out)
+    Ok(Resolved {
+        loose,
+        sections,
+        shadowed: seen,
+    })
+}
+
+/// The state of group `g` restricted to `f`, unordered.
+pub fn state_of(src: &dyn Source, g: u64, f: &IFilter) -> Result<Vec<(IKey, EventNid)>> {
+    Ok(resolve(src, g, f)?.into_entries())
 }
 
 /// A few named keys: search each delta, then one snapshot section per type.

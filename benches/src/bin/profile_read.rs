@@ -1,0 +1,36 @@
+//! A read loop to profile: `cargo run --release -p mxstate-benches --bin profile_read -- MEMBERS FILTER SECONDS`
+//! with FILTER one of full, one, nomembers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use mxstate_benches::build_room;
+use mxstate_storage::StateFilter;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let members: u64 = args.get(1).map_or(100_000, |a| a.parse().expect("members"));
+    let filter = match args.get(2).map_or("full", String::as_str) {
+        "one" => StateFilter::from_types([("m.room.power_levels", Some(""))]),
+        "nomembers" => StateFilter::all_except_types(["m.room.member"]),
+        _ => StateFilter::all(),
+    };
+    let secs: u64 = args.get(3).map_or(10, |a| a.parse().expect("seconds"));
+    let view = args.get(4).is_some_and(|a| a == "view");
+    let room = build_room(members, 5_000);
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut entries = 0;
+    while start.elapsed() < Duration::from_secs(secs) {
+        entries = if view {
+            room.engine.state_view(room.latest, &filter).unwrap().len()
+        } else {
+            room.engine.state_for_group(room.latest, &filter).unwrap().len()
+        };
+        n += 1;
+    }
+    println!(
+        "{n} reads of {entries} entries: {:.1} µs each",
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+}

@@ -1,0 +1,179 @@
+//! The mxstate side: the same dump imported with the library, read and
+//! written through `Engine`'s public calls.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mxstate_storage::import::{ImportSummary, Importer, Item};
+use mxstate_storage::{
+    Engine, EngineOptions, EventId, GroupId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap,
+    Stats,
+};
+use mxstate_synapse_dump::{DumpReader, Record};
+
+use super::pg::{Read, Triple};
+use super::Res;
+
+/// A record as an import item (the match of tools/src/cmd/source.rs).
+fn item(r: &Record) -> Item<'_> {
+    match r {
+        Record::StateGroup { id, room_id, event_id } => Item::Group {
+            id: *id,
+            room_id,
+            event_id,
+        },
+        Record::Edge {
+            state_group,
+            prev_state_group,
+        } => Item::Edge {
+            group: *state_group,
+            prev: *prev_state_group,
+        },
+        Record::StateRow {
+            state_group,
+            room_id,
+            event_type,
+            state_key,
+            event_id,
+        } => Item::Row {
+            group: *state_group,
+            room_id,
+            event_type,
+            state_key,
+            event_id,
+        },
+        Record::EventToStateGroup { event_id, state_group } => Item::EventGroup {
+            event_id,
+            group: *state_group,
+        },
+    }
+}
+
+/// Imports the dump into a new database at `db`, as `mxstate import` does
+/// (scratch space next to the database). Returns the engine, the summary
+/// and the time of reading + storing.
+pub fn import(db: &Path, dump: &Path) -> Res<(Engine, ImportSummary, Duration)> {
+    let t = Instant::now();
+    let engine = Engine::open(
+        db,
+        EngineOptions {
+            allow_incomplete_import: true,
+            ..EngineOptions::default()
+        },
+    )?;
+    let scratch = db.parent().unwrap_or(Path::new("."));
+    let mut importer = Importer::begin(&engine, &format!("import of {}", dump.display()), scratch)?;
+    let mut reader = DumpReader::open(dump)?;
+    while let Some(rec) = reader.next() {
+        let rec = rec?;
+        importer.add(item(&rec), reader.line())?;
+    }
+    let summary = importer.finish(&mut |_, _| {})?;
+    Ok((engine, summary, t.elapsed()))
+}
+
+/// `engine.compact()`, timed, then the stats.
+pub fn compact_and_stats(engine: &Engine) -> Res<(Duration, Stats)> {
+    let t = Instant::now();
+    engine.compact()?;
+    let secs = t.elapsed();
+    Ok((secs, engine.stats()?))
+}
+
+/// Bytes of one column family.
+pub fn cf_bytes(stats: &Stats, name: &str) -> u64 {
+    stats
+        .column_families
+        .iter()
+        .find(|c| c.name == name)
+        .map_or(0, |c| c.bytes)
+}
+
+/// Opens the database for reading and writing, default options.
+pub fn open(db: &Path) -> Res<Engine> {
+    Ok(Engine::open(db, EngineOptions::default())?)
+}
+
+/// The filter matching a read shape.
+pub fn filter(read: Read) -> StateFilter {
+    match read {
+        Read::Full => StateFilter::all(),
+        Read::PowerLevels => StateFilter::from_types([("m.room.power_levels", Some(""))]),
+        Read::AllButMembers => StateFilter::all_except_types(["m.room.member"]),
+    }
+}
+
+/// One timed `state_for_group`.
+pub fn read(engine: &Engine, filter: &StateFilter, group: i64) -> Res<(Duration, StateMap)> {
+    let g = GroupId::try_from(group)?;
+    let t = Instant::now();
+    let state = engine.state_for_group(g, filter)?;
+    Ok((t.elapsed(), state))
+}
+
+/// A state as sorted triples.
+pub fn triples(state: &StateMap) -> Vec<Triple> {
+    let mut v: Vec<Triple> = state
+        .iter()
+        .map(|(k, e)| (k.event_type().to_owned(), k.state_key().to_owned(), e.as_str().to_owned()))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// One new group of a chain: a member joins.
+pub struct Join {
+    pub event: EventId,
+    pub delta: StateDelta,
+}
+
+impl Join {
+    pub fn new(event_id: &str, event_type: &str, state_key: &str) -> Res<Join> {
+        let event = EventId::parse(event_id)?;
+        let mut delta = StateDelta::new();
+        delta.insert(StateKey::new(event_type, state_key)?, Some(event.clone()));
+        Ok(Join { event, delta })
+    }
+}
+
+/// `store_group` of one delta group on `prev`, timed.
+pub fn store_one(engine: &Engine, room: &RoomId, prev: GroupId, join: &Join) -> Res<(GroupId, Duration)> {
+    let t = Instant::now();
+    let id = engine.store_group(NewGroup {
+        id: None,
+        room_id: room,
+        event_id: &join.event,
+        state: GroupState::Delta {
+            prev,
+            delta: &join.delta,
+        },
+    })?;
+    Ok((id, t.elapsed()))
+}
+
+/// `store_groups` of a chain of delta groups in one call: ids `first..`,
+/// the first on `prev`, each next on the one before. Timed.
+pub fn store_batch(
+    engine: &Engine,
+    room: &RoomId,
+    prev: GroupId,
+    first: GroupId,
+    joins: &[Join],
+) -> Res<Duration> {
+    let groups: Vec<NewGroup<'_>> = joins
+        .iter()
+        .zip(first..)
+        .map(|(j, id)| NewGroup {
+            id: Some(id),
+            room_id: room,
+            event_id: &j.event,
+            state: GroupState::Delta {
+                prev: if id == first { prev } else { id - 1 },
+                delta: &j.delta,
+            },
+        })
+        .collect();
+    let t = Instant::now();
+    engine.store_groups(&groups)?;
+    Ok(t.elapsed())
+}
