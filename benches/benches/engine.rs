@@ -31,8 +31,11 @@ fn reads(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("all_but_members", members), &room, |b, r| {
             b.iter(|| black_box(r.engine.state_for_group(r.latest, &no_members).unwrap()))
         });
+        g.bench_with_input(BenchmarkId::new("full_state_view", members), &room, |b, r| {
+            b.iter(|| black_box(r.engine.state_view(r.latest, &all).unwrap()))
+        });
         g.sample_size(20);
-        g.bench_with_input(BenchmarkId::new("full_state", members), &room, |b, r| {
+        g.bench_with_input(BenchmarkId::new("full_state_map", members), &room, |b, r| {
             b.iter(|| black_box(r.engine.state_for_group(r.latest, &all).unwrap()))
         });
         g.sample_size(100);

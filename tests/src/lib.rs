@@ -8,7 +8,9 @@ use mxstate_storage::{ChainPolicy, EngineOptions};
 /// snapshots happen within a few groups.
 pub fn small_policy_options() -> EngineOptions {
     EngineOptions {
-        policy: ChainPolicy::new(vec![3, 3, 2]).expect("valid policy"),
+        policy: ChainPolicy::new(vec![3, 3, 2])
+            .expect("valid policy")
+            .with_snapshot_min_delta(3),
         cache_bytes: 1 << 20,
         ..EngineOptions::default()
     }

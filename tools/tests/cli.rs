@@ -11,6 +11,15 @@ fn demo_then_stats_and_state() {
     let db = dir.path().join("db");
     let out = ok(&["demo", "--db", s(&db), "--members", "400"]);
     assert!(out.contains("timed reads"), "{out}");
+    assert!(
+        out.contains("1198 groups, 1977 state rows, 1070 event mappings imported"),
+        "{out}"
+    );
+    assert!(
+        out.contains("before: PostgreSQL state_groups + state_group_edges + state_groups_state = 1.0 MiB"),
+        "{out}"
+    );
+    assert!(dir.path().join("db-synapse-fixture").join("CURRENT").exists());
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", "--db", s(&db), "--json"])).unwrap();
     assert_eq!(json["rooms"], 3);
     let groups = json["groups"].as_u64().unwrap();

@@ -115,7 +115,13 @@ pub fn read(engine: &Engine, filter: &StateFilter, group: i64) -> Res<(Duration,
 pub fn triples(state: &StateMap) -> Vec<Triple> {
     let mut v: Vec<Triple> = state
         .iter()
-        .map(|(k, e)| (k.event_type().to_owned(), k.state_key().to_owned(), e.as_str().to_owned()))
+        .map(|(k, e)| {
+            (
+                k.event_type().to_owned(),
+                k.state_key().to_owned(),
+                e.as_str().to_owned(),
+            )
+        })
         .collect();
     v.sort_unstable();
     v
@@ -153,13 +159,7 @@ pub fn store_one(engine: &Engine, room: &RoomId, prev: GroupId, join: &Join) -> 
 
 /// `store_groups` of a chain of delta groups in one call: ids `first..`,
 /// the first on `prev`, each next on the one before. Timed.
-pub fn store_batch(
-    engine: &Engine,
-    room: &RoomId,
-    prev: GroupId,
-    first: GroupId,
-    joins: &[Join],
-) -> Res<Duration> {
+pub fn store_batch(engine: &Engine, room: &RoomId, prev: GroupId, first: GroupId, joins: &[Join]) -> Res<Duration> {
     let groups: Vec<NewGroup<'_>> = joins
         .iter()
         .zip(first..)

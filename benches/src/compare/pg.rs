@@ -318,7 +318,9 @@ impl Pg {
         if full {
             for page in current.chunks(100) {
                 let mut sql = String::with_capacity(64 + page.len() * 160);
-                sql.push_str("INSERT INTO state_groups_state (state_group, room_id, type, state_key, event_id) VALUES ");
+                sql.push_str(
+                    "INSERT INTO state_groups_state (state_group, room_id, type, state_key, event_id) VALUES ",
+                );
                 for (i, (ty, sk, ev)) in page.iter().enumerate() {
                     if i > 0 {
                         sql.push(',');

@@ -11,10 +11,6 @@ impl Timings {
         self.0.push(d);
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     fn sorted(&self) -> Vec<Duration> {
         let mut v = self.0.clone();
         v.sort_unstable();
@@ -53,10 +49,6 @@ impl Timings {
             return Duration::ZERO;
         }
         self.0.iter().sum::<Duration>() / self.0.len() as u32
-    }
-
-    pub fn total(&self) -> Duration {
-        self.0.iter().sum()
     }
 }
 
@@ -116,8 +108,10 @@ pub fn ratio(pg: f64, mx: f64) -> String {
         format!("{r:.0}x")
     } else if r >= 10.0 {
         format!("{r:.1}x")
-    } else {
+    } else if r >= 1.0 {
         format!("{r:.2}x")
+    } else {
+        format!("{r:.2}x (mxstate {:.1}x slower/larger)", 1.0 / r)
     }
 }
 
@@ -151,7 +145,9 @@ impl Table {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("| metric | Synapse/PostgreSQL | mxstate | ratio (PG / mxstate) |\n");
+        out.push_str(
+            "| metric | Synapse/PostgreSQL | mxstate | ratio PG / mxstate (>1: mxstate smaller or faster) |\n",
+        );
         out.push_str("|---|---:|---:|---:|\n");
         for [a, b, c, d] in &self.rows {
             out.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));

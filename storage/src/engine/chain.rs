@@ -19,18 +19,35 @@ use super::source::Source;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainPolicy {
     runs: Vec<u32>,
+    snapshot_min_delta: usize,
 }
 
 impl Default for ChainPolicy {
     fn default() -> Self {
-        ChainPolicy { runs: vec![32, 32, 32] }
+        ChainPolicy {
+            runs: vec![32, 32, 32],
+            snapshot_min_delta: 256,
+        }
     }
 }
 
 impl ChainPolicy {
     /// A policy with the given run lengths (each >= 2; at most 8 levels).
     pub fn new(runs: Vec<u32>) -> Option<Self> {
-        (!runs.is_empty() && runs.len() < 8 && runs.iter().all(|&r| r >= 2)).then_some(ChainPolicy { runs })
+        (!runs.is_empty() && runs.len() < 8 && runs.iter().all(|&r| r >= 2)).then_some(ChainPolicy {
+            runs,
+            snapshot_min_delta: 256,
+        })
+    }
+    /// A checkpoint delta at least `n` entries long becomes a snapshot when
+    /// the deltas on its chain would outnumber the snapshot's entries.
+    pub fn with_snapshot_min_delta(mut self, n: usize) -> Self {
+        self.snapshot_min_delta = n.max(1);
+        self
+    }
+    /// See [`ChainPolicy::with_snapshot_min_delta`].
+    pub fn snapshot_min_delta(&self) -> usize {
+        self.snapshot_min_delta
     }
     /// The snapshot level.
     pub fn top(&self) -> u8 {

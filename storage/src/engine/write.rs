@@ -128,10 +128,30 @@ fn on_top_of(
     full: impl FnOnce(&Txn<'_>) -> Result<Vec<(IKey, EventNid)>>,
 ) -> Result<GroupRecord> {
     let prev = logical.as_ref().map(|_| parent);
-    let placement = place(txn, policy, parent)?;
+    let mut placement = place(txn, policy, parent)?;
+    let mut physical = Vec::new();
+    if let Placement::Delta { level, base, .. } = &placement {
+        physical = placement.physical_delta(change);
+        if *level > 0 && physical.len() >= policy.snapshot_min_delta() {
+            // Deltas on the chain outgrowing its snapshot: reads would spend
+            // more on deltas than on the snapshot. Start a new one.
+            let chain = super::read::chain_of(txn, *base)?;
+            let in_deltas: usize = physical.len()
+                + chain
+                    .deltas
+                    .iter()
+                    .map(|r| match &r.physical {
+                        Physical::Delta { delta, .. } => delta.len(),
+                        Physical::Snapshot(_) => 0,
+                    })
+                    .sum::<usize>();
+            if in_deltas as u64 > txn.header(chain.snap)?.entries {
+                placement = Placement::Snapshot;
+            }
+        }
+    }
     match &placement {
         Placement::Delta { level, base, .. } => {
-            let physical = placement.physical_delta(change);
             let logical = logical.filter(|l| *base != parent || *l != physical);
             Ok(GroupRecord {
                 room,

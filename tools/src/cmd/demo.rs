@@ -64,6 +64,79 @@ pub fn run(a: DemoArgs) -> CliResult {
         .biggest
         .ok_or_else(|| CliError::Usage("the sample history is empty".into()))?;
     timed_reads(&engine, &room, group)?;
+    drop(engine);
+    import_fixture(&path)?;
+    Ok(())
+}
+
+/// The real Synapse dump bundled with mxstate (3 rooms, 1,198 groups).
+const FIXTURE: &[u8] = include_bytes!("../../../tests/fixtures/synapse-small.sql.zst");
+/// Its row counts and PostgreSQL sizes, as measured when it was made.
+const FIXTURE_STATS: &str = include_str!("../../../tests/fixtures/synapse-small.stats.txt");
+
+/// `pg_total_relation_size` of the named relation in the fixture's stats.
+fn fixture_pg_bytes(relation: &str) -> Option<u64> {
+    let sizes = FIXTURE_STATS.split("## pg_total_relation_size").nth(1)?;
+    sizes.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        (f.next() == Some(relation)).then(|| f.next()?.parse().ok())?
+    })
+}
+
+/// Imports the bundled real Synapse dump into a second database and
+/// compares sizes and answers.
+fn import_fixture(main_db: &std::path::Path) -> CliResult {
+    let dir = tempfile::tempdir().map_err(|e| CliError::io("temporary directory", e))?;
+    let dump = dir.path().join("synapse-small.sql.zst");
+    std::fs::write(&dump, FIXTURE).map_err(|e| CliError::io(dump.display().to_string(), e))?;
+    let db = main_db.with_file_name(format!(
+        "{}-synapse-fixture",
+        main_db.file_name().and_then(|n| n.to_str()).unwrap_or("db")
+    ));
+    println!(
+        "
+importing the bundled real Synapse 1.163 dump (3 rooms, 1,198 state groups) into {}...",
+        db.display()
+    );
+    let engine = Engine::open(
+        &db,
+        EngineOptions {
+            allow_incomplete_import: true,
+            ..EngineOptions::default()
+        },
+    )?;
+    let mut source = super::source::Source::Dump(mxstate_synapse_dump::DumpReader::open(&dump)?);
+    let mut progress = super::progress::Progress::new("import", true);
+    let summary = super::import::import(&engine, &mut source, &mut progress)?;
+    engine.compact()?;
+    let stats = engine.stats()?;
+    let structural: u64 = stats
+        .column_families
+        .iter()
+        .filter(|c| !matches!(c.name, "event_groups" | "group_events"))
+        .map(|c| c.bytes)
+        .sum();
+    let pg: u64 = ["state_groups_state", "state_groups", "state_group_edges"]
+        .iter()
+        .filter_map(|r| fixture_pg_bytes(r))
+        .sum();
+    println!(
+        "  {} groups, {} state rows, {} event mappings imported",
+        summary.groups_stored, summary.rows, summary.mappings_stored
+    );
+    println!(
+        "  before: PostgreSQL state_groups + state_group_edges + state_groups_state = {}",
+        human(pg)
+    );
+    println!(
+        "  after:  mxstate column families without the event mappings = {} ({} in all, {} on disk with RocksDB's own files)",
+        human(structural),
+        human(stats.column_families.iter().map(|c| c.bytes).sum()),
+        human(stats.bytes_on_disk)
+    );
+    let group = summary.groups_stored.min(1198);
+    let st = engine.state_for_group(group, &StateFilter::all())?;
+    println!("  group {group} resolves to {} state entries", st.len());
     Ok(())
 }
 
@@ -176,8 +249,15 @@ fn timed_reads(engine: &Engine, room: &RoomId, group: GroupId) -> CliResult {
         .next()
         .map(|k| k.state_key().to_owned())
         .unwrap_or_default();
+    let all = StateFilter::all();
+    let (d, n) = median(101, || Ok(engine.state_view(group, &all)?.len()))?;
+    println!(
+        "  {:<32} {:>10.1} µs  ({n} entries)",
+        "full state (shared view)",
+        d.as_secs_f64() * 1e6
+    );
     let reads: [(&str, StateFilter); 4] = [
-        ("full state", StateFilter::all()),
+        ("full state (copied into a map)", StateFilter::all()),
         (
             "everything but members",
             StateFilter::all_except_types(["m.room.member"]),
