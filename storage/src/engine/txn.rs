@@ -15,13 +15,25 @@ use super::cache::Caches;
 use super::counters::Counters;
 use super::source::{Committed, Source};
 
+const KINDS: [StrKind; 4] = [StrKind::Room, StrKind::Type, StrKind::Skey, StrKind::Event];
+
+fn kind_slot(kind: StrKind) -> usize {
+    match kind {
+        StrKind::Room => 0,
+        StrKind::Type => 1,
+        StrKind::Skey => 2,
+        StrKind::Event => 3,
+    }
+}
+
 /// Pending writes of one call.
 pub struct Txn<'a> {
     pub kv: &'a dyn KvStore,
     pub caches: &'a Caches,
     pub batch: Batch,
     pub counters: Counters,
-    new_strings: FxHashMap<(StrKind, Box<str>), u64>,
+    /// Strings interned by this transaction, one map per kind.
+    new_strings: [FxHashMap<Box<str>, u64>; 4],
     records: FxHashMap<u64, Option<Arc<GroupRecord>>>,
     headers: FxHashMap<u64, Option<Arc<SnapHeader>>>,
     sections: FxHashMap<(u64, TypeNid), Arc<Section>>,
@@ -37,7 +49,7 @@ impl<'a> Txn<'a> {
             caches,
             batch: Batch::default(),
             counters,
-            new_strings: FxHashMap::default(),
+            new_strings: Default::default(),
             records: FxHashMap::default(),
             headers: FxHashMap::default(),
             sections: FxHashMap::default(),
@@ -55,7 +67,7 @@ impl<'a> Txn<'a> {
 
     /// The nid of `s`, without interning it.
     pub fn lookup(&self, kind: StrKind, s: &str) -> Result<Option<u64>> {
-        if let Some(&n) = self.new_strings.get(&(kind, Box::from(s))) {
+        if let Some(&n) = self.new_strings[kind_slot(kind)].get(s) {
             return Ok(Some(n));
         }
         super::intern::lookup(self.kv, self.caches, kind, s)
@@ -72,7 +84,7 @@ impl<'a> Txn<'a> {
         self.batch.put(Cf::Strings, keys::string_key(kind, s), v);
         self.batch
             .put(Cf::Nids, keys::nid_key(kind, n).to_vec(), s.as_bytes().to_vec());
-        self.new_strings.insert((kind, Box::from(s)), n);
+        self.new_strings[kind_slot(kind)].insert(Box::from(s), n);
         Ok(n)
     }
 
@@ -196,7 +208,12 @@ impl<'a> Txn<'a> {
         self.batch
             .put(Cf::Meta, keys::meta::COUNTERS.to_vec(), self.counters.encode());
         let update = CacheUpdate {
-            strings: self.new_strings.into_iter().collect(),
+            strings: self
+                .new_strings
+                .into_iter()
+                .zip(KINDS)
+                .flat_map(|(m, kind)| m.into_iter().map(move |(s, n)| ((kind, s), n)))
+                .collect(),
             records: self.records.into_iter().collect(),
             headers: self.headers.into_iter().collect(),
             sections: self.sections.into_iter().collect(),

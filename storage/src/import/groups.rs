@@ -2,7 +2,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::varint::Reader;
-use crate::ids::GroupId;
+use crate::ids::{EventId, GroupId};
+use crate::state::StateKey;
 
 use super::staging::{get_str, Staging, TagIter};
 
@@ -20,7 +21,7 @@ pub struct Staged {
     pub prev: Option<(GroupId, u64)>,
     pub row_room: Option<String>,
     pub first_row_line: Option<u64>,
-    pub rows: Vec<(String, String, String, u64)>,
+    pub rows: Vec<(StateKey, EventId, u64)>,
 }
 
 impl Staged {
@@ -38,8 +39,18 @@ impl Staged {
             self.row_room = Some(room.to_owned());
         }
         self.first_row_line.get_or_insert(line);
-        self.rows.push((t.to_owned(), k.to_owned(), e.to_owned(), line));
+        let key = StateKey::new(t, k).map_err(|err| at(line, id, err))?;
+        let ev = EventId::parse(e).map_err(|err| at(line, id, err))?;
+        self.rows.push((key, ev, line));
         Ok(())
+    }
+}
+
+fn at(line: u64, group: GroupId, e: Error) -> Error {
+    Error::Import {
+        line: Some(line),
+        group: Some(group),
+        detail: e.to_string(),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::engine::{Engine, GroupState, NewGroup};
 use crate::error::{Error, Result};
 use crate::format::varint::{put_u64, Reader};
 use crate::ids::{EventId, GroupId, RoomId};
-use crate::state::{StateDelta, StateKey, StateMap};
+use crate::state::{StateDelta, StateMap};
 
 use groups::{GroupWalk, Staged};
 pub use staging::Staging;
@@ -271,9 +271,7 @@ impl<'e> Importer<'e> {
         };
         let mut delta = StateDelta::new();
         let mut full = StateMap::default();
-        for (t, k, e, line) in s.rows {
-            let key = StateKey::new(&t, &k).map_err(|e| in_err(bad(line, e.to_string())))?;
-            let ev = EventId::parse(&e).map_err(|e| in_err(bad(line, e.to_string())))?;
+        for (key, ev, _) in s.rows {
             if prev.is_some() {
                 delta.insert(key, Some(ev));
             } else {

@@ -96,8 +96,16 @@ impl<'e> Verifier<'e> {
                 continue;
             }
             let prev = staged.prev.map(|p| p.0);
-            let rows: Vec<((String, String), String)> =
-                staged.rows.into_iter().map(|(t, k, e, _)| ((t, k), e)).collect();
+            let rows: Vec<((String, String), String)> = staged
+                .rows
+                .into_iter()
+                .map(|(k, e, _)| {
+                    (
+                        (k.event_type().to_owned(), k.state_key().to_owned()),
+                        e.as_str().to_owned(),
+                    )
+                })
+                .collect();
             let expected = self.expected(id, prev, rows, &mut memo)?;
             report.groups_checked += 1;
             if let Some(detail) = self.compare(id, &expected)? {
