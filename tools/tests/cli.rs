@@ -92,3 +92,36 @@ fn other_format_version_is_refused() {
     let err = fails(&["stats", "--db", s(&db)]);
     assert!(err.contains("format version 99"), "{err}");
 }
+
+#[test]
+fn corrupted_records_give_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ok(&["import", "--quiet", "--db", s(&db), s(&fixture())]);
+    let before = ok(&["state", "--db", s(&db), "--group", "1198", "--json"]);
+    assert!(before.contains("m.room.create"));
+    {
+        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), &db).unwrap();
+        let raw = rocksdb::DB::open_cf(&rocksdb::Options::default(), &db, &cfs).unwrap();
+        let groups = raw.cf_handle("groups").unwrap();
+        // A truncated record, a record of an unknown version, garbage.
+        raw.put_cf(groups, 1198u64.to_be_bytes(), [1u8, 0, 0]).unwrap();
+        raw.put_cf(groups, 1197u64.to_be_bytes(), [9u8, 0, 0, 1, 2]).unwrap();
+        raw.put_cf(groups, 1196u64.to_be_bytes(), [1u8, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+        let snaps = raw.cf_handle("snapshots").unwrap();
+        let mut keys = Vec::new();
+        for item in raw.iterator_cf(snaps, rocksdb::IteratorMode::Start) {
+            let (k, _) = item.unwrap();
+            keys.push(k.to_vec());
+        }
+        for k in keys {
+            raw.put_cf(snaps, &k, [1u8, 1, 0x80]).unwrap();
+        }
+    }
+    for g in ["1198", "1197", "1196"] {
+        let e = fails(&["state", "--db", s(&db), "--group", g]);
+        assert!(e.contains("corrupt"), "group {g}: {e}");
+    }
+    let e = fails(&["state", "--db", s(&db), "--group", "2"]);
+    assert!(e.contains("corrupt"), "{e}");
+}
