@@ -107,7 +107,8 @@ fn corrupted_records_give_errors_not_panics() {
         // A truncated record, a record of an unknown version, garbage.
         raw.put_cf(groups, 1198u64.to_be_bytes(), [1u8, 0, 0]).unwrap();
         raw.put_cf(groups, 1197u64.to_be_bytes(), [9u8, 0, 0, 1, 2]).unwrap();
-        raw.put_cf(groups, 1196u64.to_be_bytes(), [1u8, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+        raw.put_cf(groups, 1196u64.to_be_bytes(), [1u8, 0xff, 0xff, 0xff, 0xff, 0xff])
+            .unwrap();
         let snaps = raw.cf_handle("snapshots").unwrap();
         let mut keys = Vec::new();
         for item in raw.iterator_cf(snaps, rocksdb::IteratorMode::Start) {

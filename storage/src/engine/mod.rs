@@ -7,6 +7,7 @@ mod ifilter;
 mod intern;
 mod purge;
 mod read;
+mod room_index;
 mod source;
 mod stats;
 mod txn;
@@ -435,15 +436,11 @@ impl Engine {
         let Some(rn) = self.room_nid(room)? else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        self.kv
-            .scan_prefix(Cf::RoomGroups, &keys::room_prefix(rn), &mut |k, v| {
-                if v != purge::GHOST_MARK {
-                    out.push(keys::suffix_u64(k, 4, "room_groups key")?);
-                }
-                Ok(true)
-            })?;
-        Ok(out)
+        Ok(room_index::members(&*self.kv, rn)?
+            .into_iter()
+            .filter(|m| !m.1)
+            .map(|m| m.0)
+            .collect())
     }
 
     /// The ids of all rooms with groups or current state.

@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
@@ -18,26 +20,14 @@ use crate::format::keys::{self, RoomNid};
 use crate::ids::GroupId;
 use crate::kv::Cf;
 
+use super::room_index;
 use super::source::Source;
 use super::txn::Txn;
 
-/// `room_groups` value marking a ghost.
-pub const GHOST_MARK: &[u8] = &[1];
-
-/// The groups of a room (ghosts flagged), by scanning `room_groups`.
-pub fn room_members(txn: &Txn<'_>, room: RoomNid) -> Result<Vec<(GroupId, bool)>> {
-    let mut out = Vec::new();
-    txn.kv
-        .scan_prefix(Cf::RoomGroups, &keys::room_prefix(room), &mut |k, v| {
-            out.push((keys::suffix_u64(k, 4, "room_groups key")?, v == GHOST_MARK));
-            Ok(true)
-        })?;
-    Ok(out)
-}
-
 /// Deletes `groups` of `room`, keeping every other group's state.
 pub fn purge_groups(txn: &mut Txn<'_>, room: RoomNid, room_name: &str, groups: &[GroupId]) -> Result<()> {
-    let members = room_members(txn, room)?;
+    let members = room_index::members(txn.kv, room)?;
+    let mut present: BTreeMap<GroupId, bool> = members.iter().copied().collect();
     let mut phys_children: FxHashMap<GroupId, Vec<GroupId>> = FxHashMap::default();
     let mut log_children: FxHashMap<GroupId, Vec<GroupId>> = FxHashMap::default();
     for &(g, _) in &members {
@@ -92,22 +82,20 @@ pub fn purge_groups(txn: &mut Txn<'_>, room: RoomNid, room_name: &str, groups: &
                     ..(*rec).clone()
                 };
                 txn.put_record(g, ghost);
-                txn.batch.put(
-                    Cf::RoomGroups,
-                    keys::room_group_key(room, g).to_vec(),
-                    GHOST_MARK.to_vec(),
-                );
+                present.insert(g, true);
                 phys_children.insert(g, pkids);
             }
             _ => {
-                delete_group(txn, room, g, &rec)?;
+                delete_group(txn, &mut present, g, &rec)?;
                 if let Some((b, _)) = &new_base {
-                    reap_ghost(txn, room, *b, &mut phys_children)?;
+                    reap_ghost(txn, &mut present, *b, &mut phys_children)?;
                 }
             }
         }
     }
-    Ok(())
+    let ids: Vec<GroupId> = present.keys().copied().collect();
+    let ghosts: Vec<GroupId> = present.iter().filter(|e| *e.1).map(|e| *e.0).collect();
+    room_index::rewrite(txn, room, &ids, &ghosts)
 }
 
 /// A child's record once `deleted` (its prev and/or base) is gone.
@@ -146,9 +134,9 @@ fn rebase_child(
     }
 }
 
-fn delete_group(txn: &mut Txn<'_>, room: RoomNid, g: GroupId, rec: &GroupRecord) -> Result<()> {
+fn delete_group(txn: &mut Txn<'_>, present: &mut BTreeMap<GroupId, bool>, g: GroupId, rec: &GroupRecord) -> Result<()> {
     txn.delete_record(g);
-    txn.batch.delete(Cf::RoomGroups, keys::room_group_key(room, g).to_vec());
+    present.remove(&g);
     if let Physical::Snapshot(s) = rec.physical {
         txn.unref_snapshot(s)?;
     }
@@ -158,7 +146,7 @@ fn delete_group(txn: &mut Txn<'_>, room: RoomNid, g: GroupId, rec: &GroupRecord)
 /// Deletes ghost `g` once nothing is stored against it.
 fn reap_ghost(
     txn: &mut Txn<'_>,
-    room: RoomNid,
+    present: &mut BTreeMap<GroupId, bool>,
     g: GroupId,
     phys_children: &mut FxHashMap<GroupId, Vec<GroupId>>,
 ) -> Result<()> {
@@ -166,7 +154,7 @@ fn reap_ghost(
     let live = phys_children.get(&g).is_some_and(|v| !v.is_empty());
     if rec.ghost && !live {
         phys_children.remove(&g);
-        delete_group(txn, room, g, &rec)?;
+        delete_group(txn, present, g, &rec)?;
     }
     Ok(())
 }
@@ -187,11 +175,11 @@ fn forget_events(txn: &mut Txn<'_>, g: GroupId) -> Result<()> {
 
 /// Deletes everything stored for a room (its interned strings stay).
 pub fn purge_room(txn: &mut Txn<'_>, room: RoomNid) -> Result<()> {
-    for (g, _) in room_members(txn, room)? {
+    for (g, _) in room_index::members(txn.kv, room)? {
         forget_events(txn, g)?;
         txn.delete_record(g);
-        txn.batch.delete(Cf::RoomGroups, keys::room_group_key(room, g).to_vec());
     }
+    room_index::rewrite(txn, room, &[], &[])?;
     let mut snaps = Vec::new();
     txn.kv
         .scan_prefix(Cf::SnapHashes, &keys::room_prefix(room), &mut |_, v| {

@@ -5,9 +5,8 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::format::delta::Entry;
 use crate::format::group::{GroupRecord, Physical};
-use crate::format::keys::{self, EventNid, IKey, RoomNid, StrKind};
+use crate::format::keys::{EventNid, IKey, RoomNid, StrKind};
 use crate::ids::{EventId, GroupId, RoomId};
-use crate::kv::Cf;
 use crate::state::{StateDelta, StateMap};
 
 use super::chain::{place, ChainPolicy, Placement};
@@ -38,9 +37,12 @@ pub struct NewGroup<'a> {
 /// difference is at most this many entries plus a quarter of the state.
 const FULL_AS_DELTA_SLACK: usize = 64;
 
-/// Per-transaction memory of each room's latest group.
+/// Per-transaction memory of each room's latest group and last id range.
 #[derive(Default)]
-pub struct Latest(FxHashMap<RoomNid, GroupId>);
+pub struct Latest {
+    groups: FxHashMap<RoomNid, GroupId>,
+    index: super::room_index::Appender,
+}
 
 /// Stores one group in `txn`.
 pub fn store_group(txn: &mut Txn<'_>, policy: &ChainPolicy, latest: &mut Latest, g: &NewGroup<'_>) -> Result<GroupId> {
@@ -79,9 +81,9 @@ pub fn store_group(txn: &mut Txn<'_>, policy: &ChainPolicy, latest: &mut Latest,
         }
         GroupState::Full(state) => {
             let full = intern_state(txn, state)?;
-            let candidate = match latest.0.get(&room) {
+            let candidate = match latest.groups.get(&room) {
                 Some(&c) => Some(c),
-                None => latest_in_store(txn, room)?,
+                None => super::room_index::latest(txn.kv, room)?,
             };
             let mut rec = None;
             if let Some(c) = candidate {
@@ -106,10 +108,9 @@ pub fn store_group(txn: &mut Txn<'_>, policy: &ChainPolicy, latest: &mut Latest,
         }
     };
     txn.put_record(id, rec);
-    txn.batch
-        .put(Cf::RoomGroups, keys::room_group_key(room, id).to_vec(), Vec::new());
+    latest.index.add(txn, room, id)?;
     txn.counters.group = txn.counters.group.max(id + 1);
-    latest.0.insert(room, id);
+    latest.groups.insert(room, id);
     Ok(id)
 }
 
@@ -178,14 +179,6 @@ fn on_top_of(
                 logical,
             })
         }
-    }
-}
-
-/// The room's highest group id in the store, if any.
-fn latest_in_store(txn: &Txn<'_>, room: RoomNid) -> Result<Option<GroupId>> {
-    match txn.kv.last_with_prefix(Cf::RoomGroups, &keys::room_prefix(room))? {
-        None => Ok(None),
-        Some((k, _)) => Ok(Some(keys::suffix_u64(&k, 4, "room_groups key")?)),
     }
 }
 

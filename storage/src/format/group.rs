@@ -1,7 +1,8 @@
 //! `groups` values: one record per state group.
 //!
-//! Layout: `version u8`, `flags u8`, `level u8`, `room` varint, `event`
-//! varint, then `zigzag(id - prev)` if FLAG_PREV, then either the snapshot
+//! Layout: `version u8`, `flags u8` (low nibble: flags, high nibble: level),
+//! `room` varint, `zigzag(event - id)` varint (a group's event is usually
+//! interned about when the group is stored), then `zigzag(id - prev)` if FLAG_PREV, then either the snapshot
 //! id (FLAG_SNAPSHOT) or `zigzag(id - base)` and the physical delta, then the
 //! logical delta if FLAG_LOGICAL. Deltas are encoded by `format::delta`.
 
@@ -79,9 +80,9 @@ impl GroupRecord {
         if self.ghost {
             flags |= FLAG_GHOST;
         }
-        out.extend_from_slice(&[RECORD_VERSION, flags, self.level]);
+        out.extend_from_slice(&[RECORD_VERSION, flags | (self.level << 4)]);
         put_u64(out, u64::from(self.room));
-        put_u64(out, self.event);
+        put_u64(out, zigzag(self.event.wrapping_sub(id) as i64));
         if let Some(p) = self.prev {
             put_u64(out, zigzag(id.wrapping_sub(p) as i64));
         }
@@ -101,13 +102,13 @@ impl GroupRecord {
     pub fn decode(id: u64, bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "group record");
         check_record(&mut r)?;
-        let flags = r.u8()?;
+        let byte = r.u8()?;
+        let (flags, level) = (byte & 0x0f, byte >> 4);
         if flags & !KNOWN_FLAGS != 0 {
             return Err(r.error(format!("unknown flags {flags:#04x} in group {id}")));
         }
-        let level = r.u8()?;
         let room = r.u32()?;
-        let event = r.u64()?;
+        let event = id.wrapping_add(r.i64()? as u64);
         let prev = if flags & FLAG_PREV != 0 {
             let d = r.i64()?;
             Some(offset(&r, id, d.wrapping_neg())?)

@@ -67,11 +67,25 @@ pub fn group_key(g: u64) -> [u8; 8] {
     g.to_be_bytes()
 }
 
-/// `room_groups` key: room, group.
-pub fn room_group_key(room: RoomNid, g: u64) -> [u8; 12] {
-    let mut k = [0u8; 12];
+/// `room_groups` tag of a range of group ids (value: `end - start` varint).
+pub const ROOM_RANGE: u8 = 0;
+/// `room_groups` tag of a ghost group (empty value).
+pub const ROOM_GHOST: u8 = 1;
+
+/// `room_groups` key: room, tag, group id (range start or ghost).
+pub fn room_group_key(room: RoomNid, tag: u8, g: u64) -> [u8; 13] {
+    let mut k = [0u8; 13];
     k[..4].copy_from_slice(&room.to_be_bytes());
-    k[4..].copy_from_slice(&g.to_be_bytes());
+    k[4] = tag;
+    k[5..].copy_from_slice(&g.to_be_bytes());
+    k
+}
+
+/// The prefix of a room's ranges or ghosts in `room_groups`.
+pub fn room_tag_prefix(room: RoomNid, tag: u8) -> [u8; 5] {
+    let mut k = [0u8; 5];
+    k[..4].copy_from_slice(&room.to_be_bytes());
+    k[4] = tag;
     k
 }
 
