@@ -3,18 +3,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mxstate_storage::{
-    Engine, EngineOptions, EventId, GroupId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap,
-};
-use mxstate_synth::{SynthGroup, SynthOptions};
+use mxstate_storage::import::{Importer, Item};
+use mxstate_storage::{Engine, EngineOptions, GroupId, RoomId, StateFilter};
+use mxstate_synth::{Generator, SynthOptions};
 
 use crate::cli::DemoArgs;
 use crate::error::{CliError, CliResult};
 
 use super::stats::{human, render};
-
-/// Groups stored per atomic batch.
-const BATCH: usize = 1000;
 
 /// Runs `mxstate demo`.
 pub fn run(a: DemoArgs) -> CliResult {
@@ -40,10 +36,10 @@ pub fn run(a: DemoArgs) -> CliResult {
         a.members
     );
     let t = Instant::now();
-    let loaded = store_synthetic(&engine, &opts)?;
+    let loaded = store_synthetic(&engine, &opts, &super::import::scratch_parent(&path))?;
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "stored {} groups ({} Synapse state rows, {} event mappings) in {:.2} s: {:.0} groups/s",
+        "imported {} groups ({} Synapse state rows, {} event mappings) in {:.2} s: {:.0} groups/s",
         loaded.groups,
         loaded.rows,
         loaded.mappings,
@@ -148,84 +144,62 @@ struct Loaded {
     biggest: Option<(RoomId, GroupId)>,
 }
 
-/// Stores the synthetic history with Synapse's meaning: a group with a prev
-/// is a delta, one without is a full state.
-fn store_synthetic(engine: &Engine, opts: &SynthOptions) -> CliResult<Loaded> {
-    let mut out = Loaded {
-        groups: 0,
-        rows: 0,
-        mappings: 0,
-        biggest: None,
-    };
-    let mut batch: Vec<SynthGroup> = Vec::with_capacity(BATCH);
-    let big_room = mxstate_synth::groups(opts)
-        .map_err(|e| CliError::Usage(e.to_string()))?
-        .next()
-        .map(|g| g.room_id);
-    for g in mxstate_synth::groups(opts).map_err(|e| CliError::Usage(e.to_string()))? {
-        if Some(&g.room_id) == big_room.as_ref() {
-            out.biggest = Some((RoomId::parse(&g.room_id)?, g.id as GroupId));
+/// Imports the synthetic history as Synapse's tables hold it: a group with
+/// a prev is a delta, one without a full state.
+fn store_synthetic(engine: &Engine, opts: &SynthOptions, scratch: &std::path::Path) -> CliResult<Loaded> {
+    let synth_err = |e: mxstate_synth::SynthError| CliError::Usage(e.to_string());
+    let mut importer = Importer::begin(engine, "demo", scratch)?;
+    let mut gen = Generator::new(opts).map_err(synth_err)?;
+    let mut biggest = None;
+    let mut line = 0u64;
+    while let Some(g) = gen.next_group() {
+        line += 1;
+        if g.room_spec().index == 0 {
+            biggest = Some((g.room_id().to_owned(), g.id()));
         }
-        batch.push(g);
-        if batch.len() == BATCH {
-            flush(engine, &mut batch, &mut out)?;
-        }
-    }
-    flush(engine, &mut batch, &mut out)?;
-    Ok(out)
-}
-
-fn flush(engine: &Engine, batch: &mut Vec<SynthGroup>, out: &mut Loaded) -> CliResult {
-    struct Owned {
-        id: GroupId,
-        room: RoomId,
-        event: EventId,
-        prev: Option<GroupId>,
-        delta: StateDelta,
-        full: StateMap,
-    }
-    let mut owned = Vec::with_capacity(batch.len());
-    let mut mappings = Vec::new();
-    for g in batch.drain(..) {
-        let mut delta = StateDelta::new();
-        let mut full = StateMap::default();
-        for (t, k, e) in &g.rows {
-            let (key, ev) = (StateKey::new(t, k)?, EventId::parse(e)?);
-            if g.prev.is_some() {
-                delta.insert(key, Some(ev));
-            } else {
-                full.insert(key, ev);
-            }
-        }
-        out.rows += g.rows.len() as u64;
-        for e in &g.mapped_events {
-            mappings.push((EventId::parse(e)?, g.id as GroupId));
-        }
-        owned.push(Owned {
-            id: g.id as GroupId,
-            room: RoomId::parse(&g.room_id)?,
-            event: EventId::parse(&g.event_id)?,
-            prev: g.prev.map(|p| p as GroupId),
-            delta,
-            full,
-        });
-    }
-    let new: Vec<NewGroup<'_>> = owned
-        .iter()
-        .map(|o| NewGroup {
-            id: Some(o.id),
-            room_id: &o.room,
-            event_id: &o.event,
-            state: match o.prev {
-                Some(prev) => GroupState::Delta { prev, delta: &o.delta },
-                None => GroupState::Full(&o.full),
+        importer.add(
+            Item::Group {
+                id: g.id(),
+                room_id: g.room_id(),
+                event_id: g.event_id(),
             },
-        })
-        .collect();
-    out.groups += engine.store_groups(&new)?.len() as u64;
-    engine.set_event_groups(&mappings)?;
-    out.mappings += mappings.len() as u64;
-    Ok(())
+            line,
+        )?;
+        if let Some(prev) = g.prev() {
+            importer.add(Item::Edge { group: g.id(), prev }, line)?;
+        }
+        for r in g.rows() {
+            importer.add(
+                Item::Row {
+                    group: g.id(),
+                    room_id: g.room_id(),
+                    event_type: r.event_type,
+                    state_key: r.state_key,
+                    event_id: r.event_id,
+                },
+                line,
+            )?;
+        }
+        for e in g.mapped_events() {
+            importer.add(
+                Item::EventGroup {
+                    event_id: e,
+                    group: g.id(),
+                },
+                line,
+            )?;
+        }
+    }
+    let summary = importer.finish(&mut |_, _| {})?;
+    Ok(Loaded {
+        groups: summary.groups_stored,
+        rows: summary.rows,
+        mappings: summary.mappings_stored,
+        biggest: match biggest {
+            Some((room, g)) => Some((RoomId::parse(room)?, g as GroupId)),
+            None => None,
+        },
+    })
 }
 
 /// Median time of `runs` calls of `f`.
