@@ -258,3 +258,19 @@ fn interrupted_import_is_refused_then_resumed() {
     assert!(v.contains(": 0 mismatches"), "{v}");
     ok(&["stats", "--db", s(&db)]);
 }
+
+#[test]
+fn import_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let out = assert_cmd::Command::cargo_bin("mxstate")
+        .unwrap()
+        .args(["import", "--db", s(&db), "-"])
+        .pipe_stdin(fixture())
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("groups stored          1198"));
+    assert!(ok(&["verify", "--db", s(&db), s(&fixture())]).contains("checked 1198 of 1198 groups: 0 mismatches"));
+}
