@@ -340,16 +340,26 @@ impl Engine {
     /// Maps events to the groups holding the state at them.
     pub fn set_event_groups(&self, pairs: &[(EventId, GroupId)]) -> Result<()> {
         self.write(|txn| {
-            for (e, g) in pairs {
+            let names: Vec<&str> = pairs.iter().map(|(e, _)| e.as_str()).collect();
+            let nids = txn.intern_many(StrKind::Event, &names)?;
+            // Only events interned before this call can have a mapping already.
+            let known: Vec<u64> = nids.iter().filter(|n| !n.1).map(|n| n.0).collect();
+            let ks: Vec<Vec<u8>> = known.iter().map(|&n| keys::event_key(n).to_vec()).collect();
+            let mut current: FxHashMap<u64, GroupId> = FxHashMap::default();
+            for (&n, v) in known.iter().zip(txn.kv.multi_get(Cf::EventGroups, &ks)?) {
+                if let Some(v) = v {
+                    current.insert(n, Reader::new(&v, "event group").u64()?);
+                }
+            }
+            for ((_, g), &(en, _)) in pairs.iter().zip(&nids) {
                 if txn.record(*g)?.is_none_or(|r| r.ghost) {
                     return Err(Error::UnknownGroup(*g));
                 }
-                let en = txn.intern(StrKind::Event, e.as_str())?;
-                if let Some(old) = txn.kv.get(Cf::EventGroups, &keys::event_key(en))? {
-                    let mut r = Reader::new(&old, "event group");
-                    let og = r.u64()?;
-                    txn.batch
-                        .delete(Cf::GroupEvents, keys::group_event_key(og, en).to_vec());
+                if let Some(og) = current.insert(en, *g) {
+                    if og != *g {
+                        txn.batch
+                            .delete(Cf::GroupEvents, keys::group_event_key(og, en).to_vec());
+                    }
                 }
                 let mut v = Vec::new();
                 put_u64(&mut v, *g);

@@ -88,6 +88,41 @@ impl<'a> Txn<'a> {
         Ok(n)
     }
 
+    /// Interns many strings at once (one multi-get for the misses); each
+    /// answer says whether the string is new in this transaction.
+    pub fn intern_many(&mut self, kind: StrKind, strs: &[&str]) -> Result<Vec<(u64, bool)>> {
+        let slot = kind_slot(kind);
+        let mut out: Vec<Option<(u64, bool)>> = strs
+            .iter()
+            .map(|s| match self.new_strings[slot].get(*s) {
+                Some(&n) => Some((n, true)),
+                None => self.caches.nid(kind, s).map(|n| (n, false)),
+            })
+            .collect();
+        let missing: Vec<usize> = (0..strs.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let ks: Vec<Vec<u8>> = missing.iter().map(|&i| keys::string_key(kind, strs[i])).collect();
+            for (&i, v) in missing.iter().zip(self.kv.multi_get(Cf::Strings, &ks)?) {
+                out[i] = match v {
+                    Some(v) => {
+                        let mut r = crate::format::varint::Reader::new(&v, "string nid");
+                        let n = r.u64()?;
+                        r.finish()?;
+                        self.caches.remember(kind, n, std::sync::Arc::from(strs[i]));
+                        Some((n, false))
+                    }
+                    None => {
+                        let fresh = !self.new_strings[slot].contains_key(strs[i]);
+                        Some((self.intern(kind, strs[i])?, fresh))
+                    }
+                };
+            }
+        }
+        out.into_iter()
+            .map(|o| o.ok_or_else(|| crate::error::Error::corrupt("interned string", "batch", "unresolved")))
+            .collect()
+    }
+
     /// Interns a `(type, state_key)` pair.
     pub fn intern_key(&mut self, t: &str, s: &str) -> Result<IKey> {
         let t = self.intern(StrKind::Type, t)?;
