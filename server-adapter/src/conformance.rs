@@ -384,6 +384,7 @@ async fn purge_room(s: &dyn StateStore) {
         .await
         .unwrap();
     s.set_current_state(room(1), state(&[("a", "", 1)])).await.unwrap();
+    assert_eq!(full_state(s, g2).await, state(&[("a", "", 1), ("b", "", 2)]));
     s.purge_room(room(1)).await.unwrap();
     assert!(s.room_groups(room(1)).await.unwrap().is_empty());
     assert!(s.state_for_groups(vec![g2], StateFilter::all()).await.is_err());
@@ -395,6 +396,18 @@ async fn purge_room(s: &dyn StateStore) {
     assert_eq!(full_state(s, h1).await, state(&[("a", "", 3)]));
     let unknown = s.purge_room(room(7)).await.unwrap_err();
     assert!(matches!(storage_err(unknown), Error::UnknownRoom(_)));
+    // The purged ids can be given again, and answer with their new state.
+    let again = s
+        .store_state_groups(vec![GroupWrite {
+            id: Some(g2),
+            room_id: room(1),
+            event_id: ev(20),
+            content: GroupContent::Full(state(&[("z", "", 20)])),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![g2]);
+    assert_eq!(full_state(s, g2).await, state(&[("z", "", 20)]));
 }
 
 async fn purge_groups(s: &dyn StateStore) {

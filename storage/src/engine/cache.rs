@@ -42,6 +42,12 @@ impl Weighed for Arc<SectionStrings> {
     }
 }
 
+impl Weighed for Arc<super::read::Chain> {
+    fn weight(&self) -> u64 {
+        48 + 8 * self.deltas.len() as u64
+    }
+}
+
 impl Weighed for Arc<SnapHeader> {
     fn weight(&self) -> u64 {
         64 + 4 * self.types.len() as u64
@@ -76,6 +82,8 @@ pub struct Caches {
     pub sections: WCache<(u64, TypeNid), Arc<Section>>,
     pub headers: WCache<u64, Arc<SnapHeader>>,
     pub section_strings: WCache<(u64, TypeNid), Arc<SectionStrings>>,
+    /// Physical chains of committed groups; cleared when a purge rewrites records.
+    pub chains: WCache<u64, Arc<super::read::Chain>>,
     /// `(kind, text) -> nid`, one cache per kind.
     to_nid: [WCache<Box<str>, u64>; 4],
     /// `(kind, nid) -> text`, one cache per kind.
@@ -100,6 +108,7 @@ impl Caches {
             sections: cache(part * 3),
             headers: cache(part / 4),
             section_strings: cache(part * 3),
+            chains: cache(part),
             to_nid: std::array::from_fn(|_| cache(part)),
             to_str: std::array::from_fn(|_| cache(part)),
         }

@@ -26,6 +26,7 @@ use super::txn::Txn;
 
 /// Deletes `groups` of `room`, keeping every other group's state.
 pub fn purge_groups(txn: &mut Txn<'_>, room: RoomNid, room_name: &str, groups: &[GroupId]) -> Result<()> {
+    txn.rewrites_records = true;
     let members = room_index::members(txn.kv, room)?;
     let mut present: BTreeMap<GroupId, bool> = members.iter().copied().collect();
     let mut phys_children: FxHashMap<GroupId, Vec<GroupId>> = FxHashMap::default();
@@ -175,6 +176,7 @@ fn forget_events(txn: &mut Txn<'_>, g: GroupId) -> Result<()> {
 
 /// Deletes everything stored for a room (its interned strings stay).
 pub fn purge_room(txn: &mut Txn<'_>, room: RoomNid) -> Result<()> {
+    txn.rewrites_records = true;
     for (g, _) in room_index::members(txn.kv, room)? {
         forget_events(txn, g)?;
         txn.delete_record(g);

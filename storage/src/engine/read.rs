@@ -25,7 +25,7 @@ pub struct Chain {
 }
 
 /// Walks the physical chain of group `g`.
-pub fn chain_of(src: &dyn Source, g: u64) -> Result<Chain> {
+pub fn chain_of<S: Source + ?Sized>(src: &S, g: u64) -> Result<Chain> {
     let mut deltas = Vec::new();
     let mut cur = g;
     loop {
@@ -87,7 +87,7 @@ impl Resolved {
 
 /// The state of group `g` restricted to `f`.
 pub fn resolve(src: &dyn Source, g: u64, f: &IFilter) -> Result<Resolved> {
-    let chain = chain_of(src, g)?;
+    let chain = src.chain(g)?;
     if let Some(keys) = f.point_keys() {
         return Ok(Resolved {
             loose: point_lookup(src, &chain, &keys)?,
@@ -97,11 +97,7 @@ pub fn resolve(src: &dyn Source, g: u64, f: &IFilter) -> Result<Resolved> {
     }
     let mut seen: FxHashMap<IKey, Option<EventNid>> = FxHashMap::default();
     for rec in &chain.deltas {
-        for &(k, v) in phys_delta(rec) {
-            if f.matches(k) {
-                seen.entry(k).or_insert(v);
-            }
-        }
+        collect_matching(phys_delta(rec), f, &mut seen);
     }
     let header = src.header(chain.snap)?;
     let mut loose: Vec<(IKey, EventNid)> = seen.iter().filter_map(|(&k, v)| v.map(|e| (k, e))).collect();
@@ -135,6 +131,36 @@ pub fn resolve(src: &dyn Source, g: u64, f: &IFilter) -> Result<Resolved> {
 /// The state of group `g` restricted to `f`, unordered.
 pub fn state_of(src: &dyn Source, g: u64, f: &IFilter) -> Result<Vec<(IKey, EventNid)>> {
     Ok(resolve(src, g, f)?.into_entries())
+}
+
+/// Adds the entries of sorted delta `d` that pass `f` to `seen` (nearer
+/// deltas came first and win). A delta is sorted by type, so a type the
+/// filter excludes is skipped as one run, and named keys are searched.
+fn collect_matching(d: &[delta::Entry], f: &IFilter, seen: &mut FxHashMap<IKey, Option<EventNid>>) {
+    let mut i = 0;
+    while let Some(&(k, _)) = d.get(i) {
+        let t = ikey_type(k);
+        let run = d.get(i..).unwrap_or_default();
+        let len = run.partition_point(|e| ikey_type(e.0) == t);
+        let run = run.get(..len).unwrap_or_default();
+        match f.scope(t) {
+            IScope::Nothing => {}
+            IScope::All => {
+                for &(k, v) in run {
+                    seen.entry(k).or_insert(v);
+                }
+            }
+            IScope::Keys(ks) => {
+                for &s in ks {
+                    let k = ikey(t, s);
+                    if let Some(v) = delta::lookup(run, k) {
+                        seen.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+        i += len.max(1);
+    }
 }
 
 /// A few named keys: search each delta, then one snapshot section per type.

@@ -24,6 +24,11 @@ pub trait Source {
     fn existing(&self, g: u64) -> Result<Arc<GroupRecord>> {
         self.record(g)?.ok_or(Error::UnknownGroup(g))
     }
+
+    /// The physical chain of group `g`.
+    fn chain(&self, g: u64) -> Result<Arc<super::read::Chain>> {
+        Ok(Arc::new(super::read::chain_of(self, g)?))
+    }
 }
 
 /// The committed database, read through the caches.
@@ -43,6 +48,15 @@ impl Source for Committed<'_> {
         let rec = Arc::new(GroupRecord::decode(g, &bytes).map_err(|e| at(e, format!("groups/{g}")))?);
         self.caches.records.insert(g, rec.clone());
         Ok(Some(rec))
+    }
+
+    fn chain(&self, g: u64) -> Result<Arc<super::read::Chain>> {
+        if let Some(c) = self.caches.chains.get(&g) {
+            return Ok(c);
+        }
+        let c = Arc::new(super::read::chain_of(self, g)?);
+        self.caches.chains.insert(g, c.clone());
+        Ok(c)
     }
 
     fn header(&self, snap: u64) -> Result<Arc<SnapHeader>> {

@@ -39,6 +39,8 @@ pub struct Txn<'a> {
     sections: FxHashMap<(u64, TypeNid), Arc<Section>>,
     snap_hashes: FxHashMap<(RoomNid, u128), Option<u64>>,
     dropped_sections: FxHashSet<u64>,
+    /// Set when existing records change (purges): cached chains go stale.
+    pub rewrites_records: bool,
 }
 
 impl<'a> Txn<'a> {
@@ -55,6 +57,7 @@ impl<'a> Txn<'a> {
             sections: FxHashMap::default(),
             snap_hashes: FxHashMap::default(),
             dropped_sections: FxHashSet::default(),
+            rewrites_records: false,
         }
     }
 
@@ -253,6 +256,7 @@ impl<'a> Txn<'a> {
             headers: self.headers.into_iter().collect(),
             sections: self.sections.into_iter().collect(),
             dropped_sections: self.dropped_sections.into_iter().collect(),
+            clear_chains: self.rewrites_records,
         };
         (self.batch, self.counters, update)
     }
@@ -265,6 +269,7 @@ pub struct CacheUpdate {
     headers: Vec<(u64, Option<Arc<SnapHeader>>)>,
     sections: Vec<((u64, TypeNid), Arc<Section>)>,
     dropped_sections: Vec<u64>,
+    clear_chains: bool,
 }
 
 impl CacheUpdate {
@@ -291,6 +296,9 @@ impl CacheUpdate {
         }
         for (k, s) in self.sections {
             caches.sections.insert(k, s);
+        }
+        if self.clear_chains {
+            caches.chains.clear();
         }
         if !self.dropped_sections.is_empty() {
             let dropped: FxHashSet<u64> = self.dropped_sections.into_iter().collect();
