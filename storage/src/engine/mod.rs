@@ -71,8 +71,9 @@ impl Default for EngineOptions {
 pub struct Engine {
     kv: Box<dyn KvStore>,
     caches: Caches,
-    /// Held by the one writer while it builds and commits a batch.
-    writer: Mutex<Counters>,
+    /// Held by the one writer while it builds and commits a batch: the id
+    /// counters and the room index's memory of last ranges.
+    writer: Mutex<(Counters, room_index::Appender)>,
     /// Readers hold it shared; a commit holds it exclusively, so a read
     /// never sees half of a batch's effects in the caches or the store.
     gate: RwLock<()>,
@@ -126,7 +127,7 @@ impl Engine {
         Ok(Engine {
             kv: Box::new(kv),
             caches: Caches::new(opts.cache_bytes),
-            writer: Mutex::new(counters),
+            writer: Mutex::new((counters, room_index::Appender::default())),
             gate: RwLock::new(()),
             policy: opts.policy,
             path: path.to_owned(),
@@ -147,14 +148,14 @@ impl Engine {
 
     /// Runs `f` in a write transaction and commits its batch atomically.
     fn write<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
-        let mut counters = self.writer.lock().map_err(poisoned)?;
-        let mut txn = Txn::new(&*self.kv, &self.caches, *counters);
+        let mut writer = self.writer.lock().map_err(poisoned)?;
+        let mut txn = Txn::new(&*self.kv, &self.caches, writer.0, std::mem::take(&mut writer.1));
         let out = f(&mut txn)?;
-        let (batch, new_counters, update) = txn.finish();
+        let (batch, new_counters, appender, update) = txn.finish();
         let _excl = self.gate.write().map_err(poisoned)?;
         self.kv.write(batch)?;
         update.apply(&self.caches);
-        *counters = new_counters;
+        *writer = (new_counters, appender);
         Ok(out)
     }
 
@@ -568,7 +569,7 @@ impl Engine {
     /// Figures about the database.
     pub fn stats(&self) -> Result<Stats> {
         let _shared = self.gate.read().map_err(poisoned)?;
-        let counters = *self.writer.lock().map_err(poisoned)?;
+        let counters = self.writer.lock().map_err(poisoned)?.0;
         stats::collect(&*self.kv, &counters, &self.path)
     }
 }

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::format::keys::{self, RoomNid, ROOM_GHOST, ROOM_RANGE};
 use crate::format::varint::{put_u64, Reader};
 use crate::ids::GroupId;
-use crate::kv::{Cf, KvStore};
+use crate::kv::{Batch, Cf, KvStore};
 
 use super::txn::Txn;
 
@@ -65,7 +65,8 @@ pub fn latest(kv: &dyn KvStore, room: RoomNid) -> Result<Option<GroupId>> {
     }
 }
 
-/// Per-transaction memory of each room's last range, for appends.
+/// Memory of each room's last range, for appends. The engine keeps it
+/// between transactions (a purge clears it), so an append costs no read.
 #[derive(Default)]
 pub struct Appender {
     last: FxHashMap<RoomNid, Option<(GroupId, GroupId)>>,
@@ -74,11 +75,10 @@ pub struct Appender {
 impl Appender {
     /// Adds group `g` to `room`: extends the room's last range when `g`
     /// follows it, else starts a range.
-    pub fn add(&mut self, txn: &mut Txn<'_>, room: RoomNid, g: GroupId) -> Result<()> {
+    pub fn add(&mut self, kv: &dyn KvStore, batch: &mut Batch, room: RoomNid, g: GroupId) -> Result<()> {
         let last = match self.last.get(&room) {
             Some(l) => *l,
-            None => match txn
-                .kv
+            None => match kv
                 .last_with_prefix(Cf::RoomGroups, &keys::room_tag_prefix(room, ROOM_RANGE))?
             {
                 Some((k, v)) => Some(parse_range(&k, &v)?),
@@ -89,7 +89,7 @@ impl Appender {
             Some((s, e)) if e.checked_add(1) == Some(g) => (s, g),
             _ => (g, g),
         };
-        txn.batch.put(
+        batch.put(
             Cf::RoomGroups,
             keys::room_group_key(room, ROOM_RANGE, range.0).to_vec(),
             range_value(range.1 - range.0),

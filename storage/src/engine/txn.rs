@@ -41,11 +41,18 @@ pub struct Txn<'a> {
     dropped_sections: FxHashSet<u64>,
     /// Set when existing records change (purges): cached chains go stale.
     pub rewrites_records: bool,
+    /// The engine's memory of each room's last id range.
+    pub appender: super::room_index::Appender,
 }
 
 impl<'a> Txn<'a> {
     /// Starts a transaction from the current counters.
-    pub fn new(kv: &'a dyn KvStore, caches: &'a Caches, counters: Counters) -> Self {
+    pub fn new(
+        kv: &'a dyn KvStore,
+        caches: &'a Caches,
+        counters: Counters,
+        appender: super::room_index::Appender,
+    ) -> Self {
         Txn {
             kv,
             caches,
@@ -58,6 +65,7 @@ impl<'a> Txn<'a> {
             snap_hashes: FxHashMap::default(),
             dropped_sections: FxHashSet::default(),
             rewrites_records: false,
+            appender,
         }
     }
 
@@ -242,7 +250,7 @@ impl<'a> Txn<'a> {
 
     /// Writes the counters and hands back the batch and what the caches
     /// must learn once it is committed.
-    pub fn finish(mut self) -> (Batch, Counters, CacheUpdate) {
+    pub fn finish(mut self) -> (Batch, Counters, super::room_index::Appender, CacheUpdate) {
         self.batch
             .put(Cf::Meta, keys::meta::COUNTERS.to_vec(), self.counters.encode());
         let update = CacheUpdate {
@@ -258,7 +266,12 @@ impl<'a> Txn<'a> {
             dropped_sections: self.dropped_sections.into_iter().collect(),
             clear_chains: self.rewrites_records,
         };
-        (self.batch, self.counters, update)
+        let appender = if self.rewrites_records {
+            super::room_index::Appender::default()
+        } else {
+            self.appender
+        };
+        (self.batch, self.counters, appender, update)
     }
 }
 

@@ -37,11 +37,10 @@ pub struct NewGroup<'a> {
 /// difference is at most this many entries plus a quarter of the state.
 const FULL_AS_DELTA_SLACK: usize = 64;
 
-/// Per-transaction memory of each room's latest group and last id range.
+/// Per-transaction memory of each room's latest group.
 #[derive(Default)]
 pub struct Latest {
     groups: FxHashMap<RoomNid, GroupId>,
-    index: super::room_index::Appender,
 }
 
 /// Stores one group in `txn`.
@@ -108,7 +107,7 @@ pub fn store_group(txn: &mut Txn<'_>, policy: &ChainPolicy, latest: &mut Latest,
         }
     };
     txn.put_record(id, rec);
-    latest.index.add(txn, room, id)?;
+    txn.appender.add(txn.kv, &mut txn.batch, room, id)?;
     txn.counters.group = txn.counters.group.max(id + 1);
     latest.groups.insert(room, id);
     Ok(id)
