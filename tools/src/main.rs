@@ -1,8 +1,6 @@
 //! `mxstate`: the command-line tool.
 
-mod cli;
-mod cmd;
-mod error;
+use mxstate_tools::{cli, cmd};
 
 use std::process::ExitCode;
 

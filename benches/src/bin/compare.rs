@@ -174,6 +174,8 @@ struct ReadResult {
     read: Read,
     pg: Timings,
     mx: Timings,
+    /// `Engine::state_view` (sections shared, not copied), same groups.
+    mx_view: Timings,
     /// Entries returned, per sample.
     entries: Vec<usize>,
 }
@@ -297,6 +299,7 @@ fn run(args: &Args) -> Res<()> {
             read,
             pg: Timings::default(),
             mx: Timings::default(),
+            mx_view: Timings::default(),
             entries: Vec::new(),
         };
         for &g in &samples {
@@ -326,6 +329,11 @@ fn run(args: &Args) -> Res<()> {
             let (d, state) = mx::read(&engine, &filter, g)?;
             r.mx.push(d);
             drop(state);
+            let (d, view_len) = mx::read_view(&engine, &filter, g)?;
+            if view_len != b.len() {
+                return Err(format!("view of group {g} has {view_len} entries, map {}", b.len()).into());
+            }
+            r.mx_view.push(d);
         }
         log.say(&format!(
             "{}: PostgreSQL median {}, mxstate median {} (entries equal on all {} groups)",
@@ -483,6 +491,14 @@ fn run(args: &Args) -> Res<()> {
             r.mx.median(),
         );
         t.time(&format!("read: {}, p90", r.read.label()), r.pg.p90(), r.mx.p90());
+        t.time(
+            &format!(
+                "read: {}, median, mxstate as a shared view (`state_view`)",
+                r.read.label()
+            ),
+            r.pg.median(),
+            r.mx_view.median(),
+        );
     }
     t.time(
         "store 1 group: PG inserts only (1 txn) vs store_group, median",

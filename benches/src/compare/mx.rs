@@ -4,50 +4,16 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mxstate_storage::import::{ImportSummary, Importer, Item};
+use mxstate_storage::import::{ImportSummary, Importer};
 use mxstate_storage::{
     Engine, EngineOptions, EventId, GroupId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap,
     Stats,
 };
-use mxstate_synapse_dump::{DumpReader, Record};
+use mxstate_synapse_dump::DumpReader;
+use mxstate_tools::cmd::source::item;
 
 use super::pg::{Read, Triple};
 use super::Res;
-
-/// A record as an import item (the match of tools/src/cmd/source.rs).
-fn item(r: &Record) -> Item<'_> {
-    match r {
-        Record::StateGroup { id, room_id, event_id } => Item::Group {
-            id: *id,
-            room_id,
-            event_id,
-        },
-        Record::Edge {
-            state_group,
-            prev_state_group,
-        } => Item::Edge {
-            group: *state_group,
-            prev: *prev_state_group,
-        },
-        Record::StateRow {
-            state_group,
-            room_id,
-            event_type,
-            state_key,
-            event_id,
-        } => Item::Row {
-            group: *state_group,
-            room_id,
-            event_type,
-            state_key,
-            event_id,
-        },
-        Record::EventToStateGroup { event_id, state_group } => Item::EventGroup {
-            event_id,
-            group: *state_group,
-        },
-    }
-}
 
 /// Imports the dump into a new database at `db`, as `mxstate import` does
 /// (scratch space next to the database). Returns the engine, the summary
@@ -109,6 +75,16 @@ pub fn read(engine: &Engine, filter: &StateFilter, group: i64) -> Res<(Duration,
     let t = Instant::now();
     let state = engine.state_for_group(g, filter)?;
     Ok((t.elapsed(), state))
+}
+
+/// One timed `state_view` (snapshot sections shared with the caches, not
+/// copied); returns the time and the number of entries.
+pub fn read_view(engine: &Engine, filter: &StateFilter, group: i64) -> Res<(Duration, usize)> {
+    let g = GroupId::try_from(group)?;
+    let t = Instant::now();
+    let view = engine.state_view(g, filter)?;
+    let d = t.elapsed();
+    Ok((d, view.len()))
 }
 
 /// A state as sorted triples.

@@ -78,9 +78,7 @@ impl Appender {
     pub fn add(&mut self, kv: &dyn KvStore, batch: &mut Batch, room: RoomNid, g: GroupId) -> Result<()> {
         let last = match self.last.get(&room) {
             Some(l) => *l,
-            None => match kv
-                .last_with_prefix(Cf::RoomGroups, &keys::room_tag_prefix(room, ROOM_RANGE))?
-            {
+            None => match kv.last_with_prefix(Cf::RoomGroups, &keys::room_tag_prefix(room, ROOM_RANGE))? {
                 Some((k, v)) => Some(parse_range(&k, &v)?),
                 None => None,
             },

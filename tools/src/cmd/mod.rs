@@ -4,7 +4,7 @@ mod demo;
 mod export;
 mod import;
 mod progress;
-mod source;
+pub mod source;
 mod state;
 mod stats;
 mod synth;
