@@ -62,8 +62,7 @@ pub fn decode(r: &mut Reader<'_>, ref_event: EventNid) -> Result<Vec<Entry>> {
 pub fn compose(older: &[Entry], newer: &[Entry]) -> Vec<Entry> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
     let (mut i, mut j) = (0, 0);
-    while i < older.len() && j < newer.len() {
-        let (a, b) = (older[i], newer[j]);
+    while let (Some(&a), Some(&b)) = (older.get(i), newer.get(j)) {
         match a.0.cmp(&b.0) {
             std::cmp::Ordering::Less => {
                 out.push(a);
@@ -80,14 +79,15 @@ pub fn compose(older: &[Entry], newer: &[Entry]) -> Vec<Entry> {
             }
         }
     }
-    out.extend_from_slice(&older[i..]);
-    out.extend_from_slice(&newer[j..]);
+    out.extend_from_slice(older.get(i..).unwrap_or_default());
+    out.extend_from_slice(newer.get(j..).unwrap_or_default());
     out
 }
 
 /// The entry for `k`, if the delta mentions it.
 pub fn lookup(d: &[Entry], k: IKey) -> Option<Option<EventNid>> {
-    d.binary_search_by_key(&k, |e| e.0).ok().map(|i| d[i].1)
+    let i = d.binary_search_by_key(&k, |e| e.0).ok()?;
+    d.get(i).map(|e| e.1)
 }
 
 #[cfg(test)]

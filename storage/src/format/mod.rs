@@ -1,4 +1,6 @@
 //! The on-disk format: every key and value layout (see docs/design.md).
+//! This is where bytes from disk are decoded: no indexing that can panic.
+#![deny(clippy::indexing_slicing)]
 
 pub mod delta;
 pub mod group;

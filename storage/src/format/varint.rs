@@ -80,7 +80,10 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let end = end.ok_or_else(|| self.error(format!("{n} bytes wanted, {} left", self.buf.len() - self.pos)))?;
-        let s = &self.buf[self.pos..end];
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| self.error("range out of bounds"))?;
         self.pos = end;
         Ok(s)
     }
