@@ -1,11 +1,12 @@
 //! Engine benchmarks: storing groups, full-state, one-key and
 //! all-but-members reads, at rooms of 1k, 10k and 100k members.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mxstate_benches::{build_room, event, member};
-use mxstate_storage::{GroupState, NewGroup, StateDelta, StateFilter};
+use mxstate_engine::{GroupState, NewGroup, StateDelta, StateFilter};
 
 const SIZES: [u64; 3] = [1_000, 10_000, 100_000];
 const CHURN: u64 = 5_000;
@@ -53,7 +54,7 @@ fn writes(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1000));
         g.bench_function(BenchmarkId::new("batch_of_1000_one_entry_deltas", members), |b| {
             b.iter(|| {
-                let items: Vec<(mxstate_storage::EventId, StateDelta)> = (0..1000u64)
+                let items: Vec<(mxstate_engine::EventId, StateDelta)> = (0..1000u64)
                     .map(|i| {
                         ev += 1;
                         let e = event(ev);

@@ -1,7 +1,7 @@
 //! Shared fixtures for the benchmarks: rooms of a given size.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mxstate_storage::{
+use mxstate_engine::{
     Engine, EngineOptions, EventId, GroupId, GroupState, NewGroup, RoomId, StateDelta, StateKey, StateMap,
 };
 
@@ -28,7 +28,7 @@ pub fn member(n: u64) -> StateKey {
 /// state, then `churn` one-entry membership deltas stored in batches.
 pub fn build_room(members: u64, churn: u64) -> Room {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(&dir.path().join("db"), EngineOptions::default()).unwrap();
+    let engine = mxstate_rocks::open(&dir.path().join("db"), EngineOptions::default()).unwrap();
     let room = RoomId::parse("!bench:bench.example").unwrap();
     let mut state = StateMap::default();
     for (i, t) in [

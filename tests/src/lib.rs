@@ -1,8 +1,7 @@
 //! Helpers shared by the cross-crate tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mxstate_server_adapter::RocksStore;
-use mxstate_storage::{ChainPolicy, EngineOptions};
+use mxstate_engine::{ChainPolicy, EngineOptions, EngineStore};
 
 /// Engine options with a tiny chain policy, so that checkpoints and
 /// snapshots happen within a few groups.
@@ -17,9 +16,9 @@ pub fn small_policy_options() -> EngineOptions {
 }
 
 /// A RocksDB-backed store in a fresh temporary directory.
-pub fn rocks_store(opts: EngineOptions) -> (tempfile::TempDir, RocksStore) {
+pub fn rocks_store(opts: EngineOptions) -> (tempfile::TempDir, EngineStore) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = RocksStore::open(&dir.path().join("db"), opts).expect("open store");
+    let store = mxstate_rocks::open_store(&dir.path().join("db"), opts).expect("open store");
     (dir, store)
 }
 

@@ -1,16 +1,17 @@
 //! Readers see whole groups while a writer writes: every group a reader can
 //! name resolves to exactly its state, never to half of a batch.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use mxstate_storage::{Engine, EventId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap};
+use mxstate_engine::{EventId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap};
 use mxstate_tests::small_policy_options;
 
 #[test]
 fn readers_never_see_partial_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Engine::open(&dir.path().join("db"), small_policy_options()).unwrap());
+    let engine = Arc::new(mxstate_rocks::open(&dir.path().join("db"), small_policy_options()).unwrap());
     let room = RoomId::parse("!c:x").unwrap();
     let ev = |n: u64| EventId::parse(format!("$e{n}")).unwrap();
     let root_state: StateMap = [(StateKey::new("m.room.create", "").unwrap(), ev(0))]
@@ -46,7 +47,7 @@ fn readers_never_see_partial_batches() {
                                 assert_eq!(members.len() as u64, probe - 1);
                                 checks += 1;
                             }
-                            Err(mxstate_storage::Error::UnknownGroup(_)) => assert!(probe > g),
+                            Err(mxstate_engine::Error::UnknownGroup(_)) => assert!(probe > g),
                             Err(e) => panic!("reader {r}: {e}"),
                         }
                     }

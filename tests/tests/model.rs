@@ -1,11 +1,13 @@
 //! Model-based property tests: random operation sequences run against the
 //! reference store and the RocksDB store (reopened at random points); every
 //! answer must be identical.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 
-use mxstate_server_adapter::{GroupContent, GroupWrite, MemoryStore, RocksStore, StateStore};
-use mxstate_storage::{EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
+use mxstate_api::{GroupContent, GroupWrite, MemoryStore, StateStore};
+use mxstate_engine::EngineStore;
+use mxstate_engine::{EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
 use mxstate_tests::{runtime, small_policy_options};
 use proptest::prelude::*;
 
@@ -86,7 +88,7 @@ fn filters() -> Vec<StateFilter> {
 
 struct Harness {
     model: MemoryStore,
-    rocks: Option<RocksStore>,
+    rocks: Option<EngineStore>,
     dir: tempfile::TempDir,
     groups: Vec<GroupId>,
     next_event: u64,
@@ -110,7 +112,7 @@ macro_rules! both {
     }};
 }
 
-fn same<T: std::fmt::Debug>(r: Result<T, mxstate_server_adapter::AdapterError>) -> Answer {
+fn same<T: std::fmt::Debug>(r: Result<T, mxstate_api::Error>) -> Answer {
     r.map(|v| format!("{v:?}")).map_err(|e| e.to_string())
 }
 
@@ -127,7 +129,7 @@ fn sorted(m: &BTreeMap<GroupId, StateMap>) -> Vec<(GroupId, Vec<(StateKey, Event
 impl Harness {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let rocks = RocksStore::open(&dir.path().join("db"), small_policy_options()).unwrap();
+        let rocks = mxstate_rocks::open_store(&dir.path().join("db"), small_policy_options()).unwrap();
         Harness {
             model: MemoryStore::new(),
             rocks: Some(rocks),
@@ -136,7 +138,7 @@ impl Harness {
             next_event: 1,
         }
     }
-    fn rocks(&self) -> &RocksStore {
+    fn rocks(&self) -> &EngineStore {
         self.rocks.as_ref().unwrap()
     }
     fn event(&mut self) -> EventId {
@@ -225,7 +227,8 @@ impl Harness {
             }
             Op::Reopen => {
                 self.rocks = None;
-                self.rocks = Some(RocksStore::open(&self.dir.path().join("db"), small_policy_options()).unwrap());
+                self.rocks =
+                    Some(mxstate_rocks::open_store(&self.dir.path().join("db"), small_policy_options()).unwrap());
             }
         }
     }

@@ -1,14 +1,15 @@
 //! `Engine::state_view` answers exactly what `state_for_group` answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 
-use mxstate_storage::{Engine, EventId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap};
+use mxstate_engine::{EventId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap};
 use mxstate_tests::small_policy_options;
 
 #[test]
 fn view_equals_map_for_every_group_and_filter() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(&dir.path().join("db"), small_policy_options()).unwrap();
+    let engine = mxstate_rocks::open(&dir.path().join("db"), small_policy_options()).unwrap();
     let room = RoomId::parse("!v:x").unwrap();
     let ev = |n: u64| EventId::parse(format!("$e{n}")).unwrap();
     let mut full = StateMap::default();

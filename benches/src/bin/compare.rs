@@ -9,7 +9,7 @@
 //! 2. Loads it into a private PostgreSQL cluster with `psql -f` (Synapse's
 //!    DDL and indexes, built after the data), then `VACUUM ANALYZE`; disk is
 //!    `pg_total_relation_size` of the four state tables.
-//! 3. Imports it with `mxstate_storage::import::Importer`, compacts; disk is
+//! 3. Imports it with `mxstate_synapse_import::Importer`, compacts; disk is
 //!    the database directory.
 //! 4. Reads the same groups (`--samples`, spread evenly over the ids, the
 //!    latest included) with Synapse's `_get_state_groups_from_groups_txn`
@@ -36,7 +36,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
-use mxstate_storage::{GroupId, RoomId, StateFilter};
+use mxstate_engine::{GroupId, RoomId, StateFilter};
 use mxstate_synth::{write_dump, SynthOptions};
 
 use compare::mx::{self, Join};
@@ -268,7 +268,7 @@ fn run(args: &Args) -> Res<()> {
     ));
     let (mx_compact, stats) = mx::compact_and_stats(&engine)?;
     drop(engine);
-    let mx_total = stats.bytes_on_disk;
+    let mx_total = stats.bytes_on_disk.ok_or("the RocksDB backend always knows its size")?;
     let mx_map = mx::cf_bytes(&stats, "event_groups") + mx::cf_bytes(&stats, "group_events");
     let mx_no_map = mx_total.saturating_sub(mx_map);
     let mx_strings = mx::cf_bytes(&stats, "strings") + mx::cf_bytes(&stats, "nids");

@@ -26,7 +26,7 @@ fn main() {
         "store rate (incl. the initial snapshot): {:.0} groups/s",
         groups as f64 / secs
     );
-    let cf = |name: &str, st: &mxstate_storage::Stats| {
+    let cf = |name: &str, st: &mxstate_engine::Stats| {
         st.column_families
             .iter()
             .find(|c| c.name == name)

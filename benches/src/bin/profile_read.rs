@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use mxstate_benches::build_room;
-use mxstate_storage::StateFilter;
+use mxstate_engine::StateFilter;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -4,13 +4,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mxstate_storage::import::{ImportSummary, Importer};
-use mxstate_storage::{
+use mxstate_engine::{
     Engine, EngineOptions, EventId, GroupId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap,
     Stats,
 };
 use mxstate_synapse_dump::DumpReader;
-use mxstate_tools::cmd::source::item;
+use mxstate_synapse_import::{ImportSummary, Importer};
 
 use super::pg::{Read, Triple};
 use super::Res;
@@ -20,7 +19,7 @@ use super::Res;
 /// and the time of reading + storing.
 pub fn import(db: &Path, dump: &Path) -> Res<(Engine, ImportSummary, Duration)> {
     let t = Instant::now();
-    let engine = Engine::open(
+    let engine = mxstate_rocks::open(
         db,
         EngineOptions {
             allow_incomplete_import: true,
@@ -32,7 +31,7 @@ pub fn import(db: &Path, dump: &Path) -> Res<(Engine, ImportSummary, Duration)> 
     let mut reader = DumpReader::open(dump)?;
     while let Some(rec) = reader.next() {
         let rec = rec?;
-        importer.add(item(&rec), reader.line())?;
+        importer.add(&rec, reader.line())?;
     }
     let summary = importer.finish(&mut |_, _| {})?;
     Ok((engine, summary, t.elapsed()))
@@ -57,7 +56,7 @@ pub fn cf_bytes(stats: &Stats, name: &str) -> u64 {
 
 /// Opens the database for reading and writing, default options.
 pub fn open(db: &Path) -> Res<Engine> {
-    Ok(Engine::open(db, EngineOptions::default())?)
+    Ok(mxstate_rocks::open(db, EngineOptions::default())?)
 }
 
 /// The filter matching a read shape.

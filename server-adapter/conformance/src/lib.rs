@@ -1,0 +1,494 @@
+//! One conformance suite for every [`StateStore`], like TiKV's
+//! `engine_traits_tests`. Each check takes a fresh, empty store and panics
+//! (with the failing assertion) when the store does not behave as Synapse's
+//! tables would.
+//!
+//! A backend gets every check, one test each, with one line:
+//!
+//! ```text
+//! mxstate_conformance::suite!(memory, ((), mxstate_api::MemoryStore::new()));
+//! ```
+//!
+//! The second argument is an expression evaluated once per test; it gives
+//! `(guard, store)`, where `guard` (a temporary directory, a server) lives
+//! as long as the test. The list of checks exists once, in
+//! [`for_each_check!`].
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use mxstate_api::{Error, EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
+use mxstate_api::{GroupContent, GroupWrite, StateStore};
+
+/// Calls `$callback!($($args)* [check, check, ...])` with every check's
+/// name: the one list of checks.
+#[macro_export]
+macro_rules! for_each_check {
+    ($($callback:ident)::+ ! ($($args:tt)*)) => {
+        $($callback)::+! { $($args)* [
+            delta_chain,
+            filters,
+            removals_and_forks,
+            long_chains,
+            chosen_ids_and_errors,
+            batch_is_atomic,
+            event_mappings,
+            current_state,
+            purge_room,
+            purge_groups,
+        ] }
+    };
+}
+
+/// Generates module `$name` with one `#[tokio::test]` per check, each on a
+/// store made by `$make` (an expression giving `(guard, store)`).
+#[macro_export]
+macro_rules! suite {
+    ($name:ident, $make:expr) => {
+        $crate::for_each_check!($crate::__mxstate_conformance_suite!($name, $make,));
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __mxstate_conformance_suite {
+    ($name:ident, $make:expr, [$($check:ident),* $(,)?]) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let (_guard, store) = $make;
+                    $crate::checks::$check(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! names {
+    ([$($check:ident),* $(,)?]) => {
+        /// Names of all checks, in order.
+        pub const CHECKS: &[&str] = &[$(stringify!($check)),*];
+    };
+}
+for_each_check!(names!());
+
+pub use checks::{delta, ev, key, room, state};
+
+pub mod checks {
+    //! The checks, one `async fn(&dyn StateStore)` each.
+    use super::*;
+
+    /// A room id.
+    pub fn room(n: u32) -> RoomId {
+        RoomId::parse(format!("!room{n}:example.org")).unwrap()
+    }
+    /// An event id.
+    pub fn ev(n: u64) -> EventId {
+        EventId::parse(format!("$event{n}")).unwrap()
+    }
+    /// A state key.
+    pub fn key(t: &str, s: &str) -> StateKey {
+        StateKey::new(t, s).unwrap()
+    }
+    /// A state map from `(type, state_key, event)` triples.
+    pub fn state(entries: &[(&str, &str, u64)]) -> StateMap {
+        entries.iter().map(|&(t, s, e)| (key(t, s), ev(e))).collect()
+    }
+    /// A delta from `(type, state_key, Some(event) | None)` triples.
+    pub fn delta(entries: &[(&str, &str, Option<u64>)]) -> StateDelta {
+        entries.iter().map(|&(t, s, e)| (key(t, s), e.map(ev))).collect()
+    }
+
+    async fn store_full(s: &dyn StateStore, r: u32, e: u64, st: StateMap) -> GroupId {
+        s.store_state_group(ev(e), room(r), None, None, st).await.unwrap()
+    }
+    async fn store_delta(s: &dyn StateStore, r: u32, e: u64, prev: GroupId, d: StateDelta) -> GroupId {
+        s.store_state_group(ev(e), room(r), Some(prev), Some(d), StateMap::default())
+            .await
+            .unwrap()
+    }
+    async fn full_state(s: &dyn StateStore, g: GroupId) -> StateMap {
+        s.state_for_groups(vec![g], StateFilter::all())
+            .await
+            .unwrap()
+            .remove(&g)
+            .unwrap()
+    }
+    fn storage_err(e: Error) -> Error {
+        e
+    }
+
+    pub async fn delta_chain(s: &dyn StateStore) {
+        let g1 = store_full(
+            s,
+            1,
+            1,
+            state(&[("m.room.create", "", 1), ("m.room.member", "@a:x", 2)]),
+        )
+        .await;
+        let g2 = store_delta(s, 1, 3, g1, delta(&[("m.room.member", "@b:x", Some(3))])).await;
+        let g3 = store_delta(s, 1, 4, g2, delta(&[("m.room.member", "@a:x", Some(4))])).await;
+        assert!(g1 < g2 && g2 < g3, "ids increase: {g1} {g2} {g3}");
+        assert_eq!(
+            full_state(s, g3).await,
+            state(&[
+                ("m.room.create", "", 1),
+                ("m.room.member", "@a:x", 4),
+                ("m.room.member", "@b:x", 3)
+            ])
+        );
+        assert_eq!(full_state(s, g1).await.len(), 2);
+        let d = s.state_group_delta(g3).await.unwrap().unwrap();
+        assert_eq!(d.prev_group, g2);
+        assert_eq!(d.delta, delta(&[("m.room.member", "@a:x", Some(4))]));
+        assert_eq!(s.state_group_delta(g1).await.unwrap(), None);
+        let many = s.state_for_groups(vec![g1, g3], StateFilter::all()).await.unwrap();
+        assert_eq!(many.keys().copied().collect::<Vec<_>>(), vec![g1, g3]);
+        assert_eq!(s.room_groups(room(1)).await.unwrap(), vec![g1, g2, g3]);
+        assert!(s.room_groups(room(9)).await.unwrap().is_empty());
+        let missing = s
+            .state_for_groups(vec![g3 + 100], StateFilter::all())
+            .await
+            .unwrap_err();
+        assert!(matches!(storage_err(missing), Error::UnknownGroup(g) if g == g3 + 100));
+    }
+
+    pub async fn filters(s: &dyn StateStore) {
+        let mut base = vec![
+            ("m.room.create", "", 1),
+            ("m.room.power_levels", "", 2),
+            ("m.room.name", "", 3),
+        ];
+        let users: Vec<String> = (0..300).map(|i| format!("@u{i}:x")).collect();
+        for (i, u) in users.iter().enumerate() {
+            base.push(("m.room.member", u.as_str(), 10 + i as u64));
+        }
+        let g1 = store_full(s, 1, 1000, state(&base)).await;
+        let g2 = store_delta(
+            s,
+            1,
+            1001,
+            g1,
+            delta(&[("m.room.member", "@u5:x", Some(1001)), ("m.room.name", "", Some(1002))]),
+        )
+        .await;
+        let get = |f: StateFilter| async move { s.state_for_groups(vec![g2], f).await.unwrap().remove(&g2).unwrap() };
+        let one = get(StateFilter::from_types([("m.room.power_levels", Some(""))])).await;
+        assert_eq!(one, state(&[("m.room.power_levels", "", 2)]));
+        let no_members = get(StateFilter::all_except_types(["m.room.member"])).await;
+        assert_eq!(
+            no_members,
+            state(&[
+                ("m.room.create", "", 1),
+                ("m.room.power_levels", "", 2),
+                ("m.room.name", "", 1002)
+            ])
+        );
+        let members = get(StateFilter::from_types([("m.room.member", None)])).await;
+        assert_eq!(members.len(), 300);
+        assert_eq!(members.get(&key("m.room.member", "@u5:x")), Some(&ev(1001)));
+        let some =
+            get(
+                StateFilter::from_types([("m.room.member", Some("@u5:x")), ("m.room.member", Some("@nobody:x"))])
+                    .with_include_others(true),
+            )
+            .await;
+        assert_eq!(some.len(), 4);
+        assert!(get(StateFilter::none()).await.is_empty());
+        assert!(get(StateFilter::from_types([("m.unknown.type", None)]))
+            .await
+            .is_empty());
+        assert_eq!(get(StateFilter::all()).await.len(), 303);
+    }
+
+    pub async fn removals_and_forks(s: &dyn StateStore) {
+        let g1 = store_full(s, 1, 1, state(&[("a", "", 1), ("b", "", 2), ("c", "x", 3)])).await;
+        let left = store_delta(s, 1, 4, g1, delta(&[("b", "", None), ("d", "", Some(4))])).await;
+        let right = store_delta(s, 1, 5, g1, delta(&[("c", "x", Some(5))])).await;
+        let merge = store_delta(s, 1, 6, left, delta(&[("c", "x", Some(5))])).await;
+        assert_eq!(
+            full_state(s, left).await,
+            state(&[("a", "", 1), ("c", "x", 3), ("d", "", 4)])
+        );
+        assert_eq!(
+            full_state(s, right).await,
+            state(&[("a", "", 1), ("b", "", 2), ("c", "x", 5)])
+        );
+        assert_eq!(
+            full_state(s, merge).await,
+            state(&[("a", "", 1), ("c", "x", 5), ("d", "", 4)])
+        );
+        let d = s.state_group_delta(left).await.unwrap().unwrap();
+        assert_eq!(d.delta, delta(&[("b", "", None), ("d", "", Some(4))]));
+        // A removal of a key that is not there changes nothing.
+        let noop = store_delta(s, 1, 7, right, delta(&[("zz", "", None)])).await;
+        assert_eq!(full_state(s, noop).await, full_state(s, right).await);
+    }
+
+    pub async fn long_chains(s: &dyn StateStore) {
+        // Longer than any chain policy's runs: forces checkpoints and snapshots.
+        let mut g = store_full(s, 1, 1, state(&[("m.room.create", "", 1)])).await;
+        let mut model = state(&[("m.room.create", "", 1)]);
+        let mut groups = vec![(g, model.clone())];
+        for i in 0..1500u64 {
+            let d = if i % 7 == 3 {
+                delta(&[("m.room.member", &format!("@u{}:x", i % 50), None)])
+            } else {
+                delta(&[("m.room.member", &format!("@u{}:x", i % 50), Some(100 + i))])
+            };
+            for (k, v) in &d {
+                match v {
+                    Some(e) => model.insert(k.clone(), e.clone()),
+                    None => model.remove(k),
+                };
+            }
+            let prev = if i % 97 == 0 && groups.len() > 10 {
+                groups[groups.len() - 10].0
+            } else {
+                g
+            };
+            if prev != g {
+                // A fork: rebuild the model from that group.
+                model = full_state(s, prev).await;
+                for (k, v) in &d {
+                    match v {
+                        Some(e) => model.insert(k.clone(), e.clone()),
+                        None => model.remove(k),
+                    };
+                }
+            }
+            g = store_delta(s, 1, 100 + i, prev, d.clone()).await;
+            groups.push((g, model.clone()));
+            assert_eq!(s.state_group_delta(g).await.unwrap().unwrap().delta, d);
+        }
+        for (g, want) in groups.iter().step_by(37).chain(groups.last()) {
+            assert_eq!(&full_state(s, *g).await, want, "group {g}");
+        }
+    }
+
+    pub async fn chosen_ids_and_errors(s: &dyn StateStore) {
+        let w = |id: Option<GroupId>, r: u32, content: GroupContent| GroupWrite {
+            id,
+            room_id: room(r),
+            event_id: ev(id.unwrap_or(0) + 1),
+            content,
+        };
+        let full = GroupContent::Full(state(&[("a", "", 1)]));
+        let ids = s.store_state_groups(vec![w(Some(500), 1, full.clone())]).await.unwrap();
+        assert_eq!(ids, vec![500]);
+        let ids = s
+            .store_state_groups(vec![w(
+                Some(200),
+                1,
+                GroupContent::Delta {
+                    prev: 500,
+                    delta: delta(&[("b", "", Some(2))]),
+                },
+            )])
+            .await
+            .unwrap();
+        assert_eq!(ids, vec![200]);
+        assert_eq!(full_state(s, 200).await, state(&[("a", "", 1), ("b", "", 2)]));
+        let next = s.store_state_groups(vec![w(None, 1, full.clone())]).await.unwrap()[0];
+        assert!(next > 500, "auto ids go past chosen ones: {next}");
+        let taken = s
+            .store_state_groups(vec![w(Some(500), 1, full.clone())])
+            .await
+            .unwrap_err();
+        assert!(matches!(storage_err(taken), Error::GroupIdTaken(500)));
+        let zero = s
+            .store_state_groups(vec![w(Some(0), 1, full.clone())])
+            .await
+            .unwrap_err();
+        assert!(matches!(storage_err(zero), Error::ReservedGroupId));
+        let unknown = s
+            .store_state_groups(vec![w(
+                None,
+                1,
+                GroupContent::Delta {
+                    prev: 99_999,
+                    delta: StateDelta::new(),
+                },
+            )])
+            .await
+            .unwrap_err();
+        assert!(matches!(storage_err(unknown), Error::UnknownGroup(99_999)));
+        let other_room = s
+            .store_state_groups(vec![w(
+                Some(900),
+                2,
+                GroupContent::Delta {
+                    prev: 500,
+                    delta: StateDelta::new(),
+                },
+            )])
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            storage_err(other_room),
+            Error::PrevGroupInOtherRoom {
+                group: 900,
+                prev: 500,
+                ..
+            }
+        ));
+        assert_eq!(s.room_groups(room(1)).await.unwrap(), vec![200, 500, next]);
+        assert!(s.room_groups(room(2)).await.unwrap().is_empty());
+    }
+
+    pub async fn batch_is_atomic(s: &dyn StateStore) {
+        let g1 = store_full(s, 1, 1, state(&[("a", "", 1)])).await;
+        let batch = vec![
+            GroupWrite {
+                id: Some(10),
+                room_id: room(1),
+                event_id: ev(10),
+                content: GroupContent::Delta {
+                    prev: g1,
+                    delta: delta(&[("b", "", Some(10))]),
+                },
+            },
+            GroupWrite {
+                id: Some(11),
+                room_id: room(1),
+                event_id: ev(11),
+                content: GroupContent::Delta {
+                    prev: 10,
+                    delta: delta(&[("c", "", Some(11))]),
+                },
+            },
+            GroupWrite {
+                id: Some(12),
+                room_id: room(1),
+                event_id: ev(12),
+                content: GroupContent::Delta {
+                    prev: 4242,
+                    delta: StateDelta::new(),
+                },
+            },
+        ];
+        assert!(s.store_state_groups(batch.clone()).await.is_err());
+        assert_eq!(s.room_groups(room(1)).await.unwrap(), vec![g1]);
+        let ok: Vec<GroupWrite> = batch.into_iter().take(2).collect();
+        assert_eq!(s.store_state_groups(ok).await.unwrap(), vec![10, 11]);
+        assert_eq!(
+            full_state(s, 11).await,
+            state(&[("a", "", 1), ("b", "", 10), ("c", "", 11)])
+        );
+    }
+
+    pub async fn event_mappings(s: &dyn StateStore) {
+        let g1 = store_full(s, 1, 1, state(&[("a", "", 1)])).await;
+        let g2 = store_delta(s, 1, 2, g1, delta(&[("b", "", Some(2))])).await;
+        s.set_state_groups_for_events(vec![(ev(1), g1), (ev(2), g2), (ev(3), g2)])
+            .await
+            .unwrap();
+        let got = s.state_groups_for_events(vec![ev(1), ev(3), ev(77)]).await.unwrap();
+        assert_eq!(got, BTreeMap::from([(ev(1), g1), (ev(3), g2)]));
+        s.set_state_groups_for_events(vec![(ev(3), g1)]).await.unwrap();
+        assert_eq!(s.state_groups_for_events(vec![ev(3)]).await.unwrap()[&ev(3)], g1);
+        let bad = s.set_state_groups_for_events(vec![(ev(4), 777)]).await.unwrap_err();
+        assert!(matches!(storage_err(bad), Error::UnknownGroup(777)));
+    }
+
+    pub async fn current_state(s: &dyn StateStore) {
+        let st = state(&[
+            ("m.room.create", "", 1),
+            ("m.room.member", "@a:x", 2),
+            ("m.room.member", "@b:x", 3),
+        ]);
+        s.set_current_state(room(1), st.clone()).await.unwrap();
+        assert_eq!(s.current_state(room(1), StateFilter::all()).await.unwrap(), st);
+        let members = s
+            .current_state(room(1), StateFilter::from_types([("m.room.member", None)]))
+            .await
+            .unwrap();
+        assert_eq!(members.len(), 2);
+        let smaller = state(&[("m.room.create", "", 1)]);
+        s.set_current_state(room(1), smaller.clone()).await.unwrap();
+        assert_eq!(s.current_state(room(1), StateFilter::all()).await.unwrap(), smaller);
+        assert!(s.current_state(room(2), StateFilter::all()).await.unwrap().is_empty());
+    }
+
+    pub async fn purge_room(s: &dyn StateStore) {
+        let g1 = store_full(s, 1, 1, state(&[("a", "", 1)])).await;
+        let g2 = store_delta(s, 1, 2, g1, delta(&[("b", "", Some(2))])).await;
+        let h1 = store_full(s, 2, 3, state(&[("a", "", 3)])).await;
+        s.set_state_groups_for_events(vec![(ev(2), g2), (ev(3), h1)])
+            .await
+            .unwrap();
+        s.set_current_state(room(1), state(&[("a", "", 1)])).await.unwrap();
+        assert_eq!(full_state(s, g2).await, state(&[("a", "", 1), ("b", "", 2)]));
+        s.purge_room(room(1)).await.unwrap();
+        assert!(s.room_groups(room(1)).await.unwrap().is_empty());
+        assert!(s.state_for_groups(vec![g2], StateFilter::all()).await.is_err());
+        assert!(s.current_state(room(1), StateFilter::all()).await.unwrap().is_empty());
+        assert_eq!(
+            s.state_groups_for_events(vec![ev(2), ev(3)]).await.unwrap(),
+            BTreeMap::from([(ev(3), h1)])
+        );
+        assert_eq!(full_state(s, h1).await, state(&[("a", "", 3)]));
+        let unknown = s.purge_room(room(7)).await.unwrap_err();
+        assert!(matches!(storage_err(unknown), Error::UnknownRoom(_)));
+        // The purged ids can be given again, and answer with their new state.
+        let again = s
+            .store_state_groups(vec![GroupWrite {
+                id: Some(g2),
+                room_id: room(1),
+                event_id: ev(20),
+                content: GroupContent::Full(state(&[("z", "", 20)])),
+            }])
+            .await
+            .unwrap();
+        assert_eq!(again, vec![g2]);
+        assert_eq!(full_state(s, g2).await, state(&[("z", "", 20)]));
+    }
+
+    pub async fn purge_groups(s: &dyn StateStore) {
+        // root -> a -> b -> c, and a -> d (fork); a second root r2 -> e.
+        let root = store_full(s, 1, 1, state(&[("x", "", 1), ("y", "", 1)])).await;
+        let a = store_delta(s, 1, 2, root, delta(&[("x", "", Some(2))])).await;
+        let b = store_delta(s, 1, 3, a, delta(&[("y", "", None), ("z", "", Some(3))])).await;
+        let c = store_delta(s, 1, 4, b, delta(&[("z", "", Some(4))])).await;
+        let d = store_delta(s, 1, 5, a, delta(&[("w", "", Some(5))])).await;
+        let before: Vec<(GroupId, StateMap)> = {
+            let mut v = Vec::new();
+            for g in [root, a, b, c, d] {
+                v.push((g, full_state(s, g).await));
+            }
+            v
+        };
+        s.purge_unreferenced_groups(room(1), vec![a, b]).await.unwrap();
+        assert_eq!(s.room_groups(room(1)).await.unwrap(), vec![root, c, d]);
+        for (g, want) in &before {
+            if [root, c, d].contains(g) {
+                assert_eq!(&full_state(s, *g).await, want, "group {g} changed");
+            }
+        }
+        let dc = s.state_group_delta(c).await.unwrap().unwrap();
+        assert_eq!(dc.prev_group, root);
+        assert_eq!(
+            dc.delta,
+            delta(&[("x", "", Some(2)), ("y", "", None), ("z", "", Some(4))])
+        );
+        // Deleting the root makes its children roots with the same state.
+        s.purge_unreferenced_groups(room(1), vec![root]).await.unwrap();
+        assert_eq!(s.state_group_delta(c).await.unwrap(), None);
+        for (g, want) in &before {
+            if [c, d].contains(g) {
+                assert_eq!(&full_state(s, *g).await, want, "group {g} changed");
+            }
+        }
+        let gone = s.purge_unreferenced_groups(room(1), vec![a]).await.unwrap_err();
+        assert!(matches!(storage_err(gone), Error::UnknownGroup(g) if g == a));
+        let other = store_full(s, 2, 9, state(&[("x", "", 9)])).await;
+        let wrong = s.purge_unreferenced_groups(room(1), vec![other]).await.unwrap_err();
+        assert!(matches!(storage_err(wrong), Error::GroupNotInRoom { .. }));
+        // Children still build on the survivors.
+        let e = store_delta(s, 1, 10, c, delta(&[("v", "", Some(10))])).await;
+        assert_eq!(full_state(s, e).await.len(), full_state(s, c).await.len() + 1);
+    }
+}

@@ -1,0 +1,11 @@
+//! Reading the committed database: the data-access trait ([`Source`]),
+//! its cached implementation ([`Committed`]), interned strings.
+
+mod cache;
+mod committed;
+pub mod intern;
+mod source;
+
+pub use cache::{Caches, SectionStrings};
+pub use committed::Committed;
+pub use source::{chain_of, Chain, Source};

@@ -1,0 +1,111 @@
+//! Storing groups and reading their state.
+
+use std::collections::BTreeMap;
+
+use mxstate_api::{Error, GroupDelta, GroupId, Result, RoomId, StateFilter, StateKey, StateMap};
+
+use crate::access::Source;
+use crate::format::keys::{ikey_skey, ikey_type, StrKind};
+use crate::read::{resolve, StateView};
+use crate::write::store::{store_group, Latest};
+use crate::write::NewGroup;
+
+use super::Engine;
+
+impl Engine {
+    /// Stores one group; returns its id.
+    pub fn store_group(&self, group: NewGroup<'_>) -> Result<GroupId> {
+        self.store_groups(&[group])?
+            .pop()
+            .ok_or_else(|| Error::internal("store_groups returned no id for one group"))
+    }
+
+    /// Stores groups atomically, in order (later ones may build on earlier ones).
+    pub fn store_groups(&self, groups: &[NewGroup<'_>]) -> Result<Vec<GroupId>> {
+        self.write(|txn| {
+            let mut latest = Latest::default();
+            groups
+                .iter()
+                .map(|g| store_group(txn, &self.policy, &mut latest, g))
+                .collect()
+        })
+    }
+
+    /// The state of each group, restricted to `filter`.
+    pub fn state_for_groups(&self, groups: &[GroupId], filter: &StateFilter) -> Result<BTreeMap<GroupId, StateMap>> {
+        let _shared = self.read_gate()?;
+        let f = self.ifilter(filter)?;
+        let src = self.committed();
+        let mut out = BTreeMap::new();
+        for &g in groups {
+            if src.existing(g)?.ghost {
+                return Err(Error::UnknownGroup(g));
+            }
+            let resolved = resolve::resolve(&src, g, &f)?;
+            out.insert(g, self.view(resolved)?.to_map());
+        }
+        Ok(out)
+    }
+
+    /// The state of one group, restricted to `filter`.
+    pub fn state_for_group(&self, group: GroupId, filter: &StateFilter) -> Result<StateMap> {
+        self.state_for_groups(&[group], filter)?
+            .remove(&group)
+            .ok_or_else(|| Error::internal("state_for_groups left out a group it was asked for"))
+    }
+
+    /// The state of a group under `filter`, as a view sharing the big
+    /// snapshot parts with the caches (no per-entry copy).
+    pub fn state_view(&self, group: GroupId, filter: &StateFilter) -> Result<StateView> {
+        let _shared = self.read_gate()?;
+        let f = self.ifilter(filter)?;
+        let src = self.committed();
+        if src.existing(group)?.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        self.view(resolve::resolve(&src, group, &f)?)
+    }
+
+    /// The prev group and the delta as the caller stored them; `None` for a
+    /// group stored with a full state.
+    pub fn state_group_delta(&self, group: GroupId) -> Result<Option<GroupDelta>> {
+        let _shared = self.read_gate()?;
+        let rec = self.committed().existing(group)?;
+        if rec.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        let (Some(prev), Some(d)) = (rec.prev, rec.logical_delta()) else {
+            return Ok(None);
+        };
+        let mut delta = BTreeMap::new();
+        for &(k, v) in d {
+            let t = self.text(StrKind::Type, u64::from(ikey_type(k)))?;
+            let s = self.text(StrKind::Skey, u64::from(ikey_skey(k)))?;
+            let v = match v {
+                Some(e) => Some(mxstate_api::EventId::from_validated(self.text(StrKind::Event, e)?)),
+                None => None,
+            };
+            delta.insert(StateKey::from_validated(t, s), v);
+        }
+        Ok(Some(GroupDelta {
+            prev_group: prev,
+            delta,
+        }))
+    }
+
+    /// The room of a group.
+    pub fn group_room(&self, group: GroupId) -> Result<RoomId> {
+        let _shared = self.read_gate()?;
+        let rec = self.committed().existing(group)?;
+        if rec.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        RoomId::parse(&*self.text(StrKind::Room, u64::from(rec.room))?)
+    }
+
+    /// Whether a group exists.
+    pub fn has_group(&self, group: GroupId) -> Result<bool> {
+        let _shared = self.read_gate()?;
+        Ok(self.committed().record(group)?.is_some_and(|r| !r.ghost))
+    }
+}

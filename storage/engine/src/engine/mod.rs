@@ -1,0 +1,189 @@
+//! [`Engine`]: an open mxstate database over any [`KvStore`], answering the
+//! homeserver's calls. One file per concern: groups, strings, event
+//! mappings, current state, rooms and purges, export, maintenance.
+
+mod current;
+mod events;
+mod export;
+mod groups;
+mod maintenance;
+mod rooms;
+mod stats;
+mod strings;
+
+pub use export::ExportGroup;
+pub use stats::{CfStats, Stats};
+
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use mxstate_api::{Error, Result};
+
+use crate::access::{intern, Caches, Committed};
+use crate::format::counters::Counters;
+use crate::format::keys::{meta, StrKind};
+use crate::format::version::FormatVersion;
+use crate::kv::{Batch, Cf, KvStore};
+use crate::read::IFilter;
+use crate::write::{ChainPolicy, LastRanges, Txn};
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Create the database if the store is empty.
+    pub create: bool,
+    /// Bytes for the decoded-record and string caches.
+    pub cache_bytes: u64,
+    pub policy: ChainPolicy,
+    /// Open even if an import did not finish (the importer itself does).
+    pub allow_incomplete_import: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            create: true,
+            cache_bytes: 512 << 20,
+            policy: ChainPolicy::default(),
+            allow_incomplete_import: false,
+        }
+    }
+}
+
+/// The one writer's state between transactions.
+struct Writer {
+    counters: Counters,
+    last_ranges: LastRanges,
+}
+
+/// An open mxstate database.
+pub struct Engine {
+    kv: Box<dyn KvStore>,
+    caches: Caches,
+    /// Held by the one writer while it builds and commits a batch.
+    writer: Mutex<Writer>,
+    /// Readers hold it shared; a commit holds it exclusively, so a read
+    /// never sees half of a batch's effects in the caches or the store.
+    gate: RwLock<()>,
+    policy: ChainPolicy,
+}
+
+/// A lock is poisoned only when a thread panicked holding it: a bug.
+fn poisoned<T>(_: T) -> Error {
+    Error::internal("engine lock poisoned: a thread panicked while holding it")
+}
+
+impl Engine {
+    /// Opens the database held by `kv`; an empty store becomes a new
+    /// database when `opts.create` is set.
+    pub fn with_kv(kv: Box<dyn KvStore>, opts: EngineOptions) -> Result<Engine> {
+        let counters = match kv.get(Cf::Meta, meta::FORMAT)? {
+            None => {
+                if !is_empty(&*kv)? {
+                    return Err(Error::NotADatabase(kv.location()));
+                }
+                if !opts.create {
+                    return Err(Error::NoDatabase(kv.location()));
+                }
+                let c = Counters::default();
+                let mut b = Batch::default();
+                b.put(
+                    Cf::Meta,
+                    meta::FORMAT.to_vec(),
+                    FormatVersion::CURRENT.to_bytes().to_vec(),
+                );
+                b.put(Cf::Meta, meta::COUNTERS.to_vec(), c.encode());
+                kv.write(b)?;
+                c
+            }
+            Some(v) => {
+                FormatVersion::from_bytes(&v)?;
+                let c = kv
+                    .get(Cf::Meta, meta::COUNTERS)?
+                    .ok_or_else(|| Error::corrupt("counters", "meta/counters", "missing"))?;
+                Counters::decode(&c)?
+            }
+        };
+        if !opts.allow_incomplete_import {
+            if let Some(m) = kv.get(Cf::Meta, meta::IMPORT)? {
+                return Err(Error::ImportIncomplete(String::from_utf8_lossy(&m).into_owned()));
+            }
+        }
+        Ok(Engine {
+            kv,
+            caches: Caches::new(opts.cache_bytes),
+            writer: Mutex::new(Writer {
+                counters,
+                last_ranges: LastRanges::default(),
+            }),
+            gate: RwLock::new(()),
+            policy: opts.policy,
+        })
+    }
+
+    /// Where the database is (a directory, a URL).
+    pub fn location(&self) -> String {
+        self.kv.location()
+    }
+
+    /// The chain policy new groups are placed by.
+    pub fn policy(&self) -> &ChainPolicy {
+        &self.policy
+    }
+
+    fn committed(&self) -> Committed<'_> {
+        Committed {
+            kv: &*self.kv,
+            caches: &self.caches,
+        }
+    }
+
+    /// Shared access for a read: no commit runs while it is held.
+    fn read_gate(&self) -> Result<RwLockReadGuard<'_, ()>> {
+        self.gate.read().map_err(poisoned)
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>> {
+        self.writer.lock().map_err(poisoned)
+    }
+
+    /// Runs `f` in a write transaction and commits its batch atomically.
+    fn write<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        let mut writer = self.writer()?;
+        let mut txn = Txn::new(
+            &*self.kv,
+            &self.caches,
+            writer.counters,
+            std::mem::take(&mut writer.last_ranges),
+        );
+        let out = f(&mut txn)?;
+        let (batch, counters, last_ranges, update) = txn.finish();
+        let _excl = self.gate.write().map_err(poisoned)?;
+        self.kv.write(batch)?;
+        update.apply(&self.caches);
+        *writer = Writer { counters, last_ranges };
+        Ok(out)
+    }
+
+    fn lookup(&self, kind: StrKind, s: &str) -> Result<Option<u64>> {
+        intern::lookup(&*self.kv, &self.caches, kind, s)
+    }
+
+    fn ifilter(&self, filter: &mxstate_api::StateFilter) -> Result<IFilter> {
+        IFilter::new(filter, |k, s| self.lookup(k, s))
+    }
+}
+
+/// Whether the store holds no key at all (a new database).
+fn is_empty(kv: &dyn KvStore) -> Result<bool> {
+    for cf in Cf::ALL {
+        let mut any = false;
+        kv.scan_prefix(cf, &[], &mut |_, _| {
+            any = true;
+            Ok(false)
+        })?;
+        if any {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,155 @@
+//! The key-value seam: everything the engine needs from a store, and what
+//! a backend must promise. RocksDB implements it (crate `mxstate-rocks`),
+//! [`MemKv`] for tests; a distributed store could (docs/design.md maps it
+//! onto PostgreSQL and TiKV).
+//!
+//! # What a backend promises
+//! - **Column families**: ten independent key spaces ([`Cf`]), keys and
+//!   values arbitrary bytes.
+//! - **Atomic batches**: [`KvStore::write`] applies every operation of a
+//!   [`Batch`] or none, also across a crash; a reader never sees part of one.
+//!   Operations apply in order (a later put of a key wins).
+//! - **Read-your-writes**: once `write` returns, every read sees the batch.
+//! - **Durability** is the backend's configuration, documented there: when
+//!   `write` returns, the batch survives a process crash at least.
+//! - **Ordered scans**: [`KvStore::scan_prefix`] visits keys in ascending
+//!   bytewise order; [`KvStore::last_with_prefix`] gives the greatest.
+//!
+//! # What the engine assumes
+//! **One writer process.** The engine keeps id counters and caches of
+//! records in memory and checks nothing against other writers: two
+//! processes writing one database would corrupt it. A backend shared
+//! between machines must fence out every process but the owner.
+
+mod memory;
+
+pub use memory::MemKv;
+
+use mxstate_api::Result;
+
+/// The column families (key spaces) of the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cf {
+    Meta,
+    Strings,
+    Nids,
+    Groups,
+    RoomGroups,
+    Snapshots,
+    SnapHashes,
+    EventGroups,
+    GroupEvents,
+    CurrentState,
+}
+
+impl Cf {
+    /// Every column family.
+    pub const ALL: [Cf; 10] = [
+        Cf::Meta,
+        Cf::Strings,
+        Cf::Nids,
+        Cf::Groups,
+        Cf::RoomGroups,
+        Cf::Snapshots,
+        Cf::SnapHashes,
+        Cf::EventGroups,
+        Cf::GroupEvents,
+        Cf::CurrentState,
+    ];
+    /// The name on disk.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Meta => "meta",
+            Cf::Strings => "strings",
+            Cf::Nids => "nids",
+            Cf::Groups => "groups",
+            Cf::RoomGroups => "room_groups",
+            Cf::Snapshots => "snapshots",
+            Cf::SnapHashes => "snap_hashes",
+            Cf::EventGroups => "event_groups",
+            Cf::GroupEvents => "group_events",
+            Cf::CurrentState => "current_state",
+        }
+    }
+}
+
+/// One write in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put(Cf, Vec<u8>, Vec<u8>),
+    Delete(Cf, Vec<u8>),
+}
+
+/// Writes applied all together or not at all, in order.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    /// Queues a put.
+    pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Put(cf, key.into(), value.into()));
+    }
+    /// Queues a delete.
+    pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Delete(cf, key.into()));
+    }
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    /// Whether the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    /// The operations, in order (for backends).
+    pub fn into_ops(self) -> Vec<Op> {
+        self.ops
+    }
+}
+
+/// The visitor of a scan: gets each key and value, returns whether to go on.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
+/// A sorted key-value store with column families and atomic batches.
+pub trait KvStore: Send + Sync {
+    /// Point read.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Many point reads at once, answers in order.
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Applies a batch atomically.
+    fn write(&self, batch: Batch) -> Result<()>;
+    /// Visits keys starting with `prefix` in ascending order until `visit`
+    /// returns false.
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()>;
+    /// The last key-value pair starting with `prefix`.
+    fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+    /// Where the store is, for messages (a directory, a URL).
+    fn location(&self) -> String;
+    /// Size figures and maintenance, when the backend has them.
+    fn maintenance(&self) -> Option<&dyn KvMaintenance> {
+        None
+    }
+}
+
+/// Size figures of one column family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CfSize {
+    pub name: &'static str,
+    /// Bytes in persistent files.
+    pub stored_bytes: u64,
+    /// Bytes in memory not yet persisted to files.
+    pub buffered_bytes: u64,
+    pub keys_estimate: u64,
+}
+
+/// Optional backend features: sizes and compaction.
+pub trait KvMaintenance {
+    /// Size figures per column family.
+    fn sizes(&self) -> Result<Vec<CfSize>>;
+    /// Bytes the whole database takes on disk.
+    fn bytes_on_disk(&self) -> Result<u64>;
+    /// Flushes buffers and compacts everything (for size measurements).
+    fn compact(&self) -> Result<()>;
+}

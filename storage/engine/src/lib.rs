@@ -1,0 +1,37 @@
+//! mxstate-engine: Matrix room state as delta chains and roaring-bitmap
+//! snapshots, over any sorted key-value store.
+//!
+//! Layers, from the disk up (each depends only on those before it):
+//! - [`kv`]: the key-value seam ([`KvStore`]) and what a backend promises;
+//! - `format`: every key and value layout, encoders and decoders
+//!   (docs/design.md describes them byte by byte);
+//! - `delta`: merge-joins over sorted states and deltas;
+//! - `access`: the data-access trait the algorithms read through, its
+//!   cached implementation, interned strings;
+//! - `read`: resolving a group's state along its chain, views;
+//! - `write`: transactions, chain placement, the room index, purges;
+//! - `engine`: [`Engine`], the facade;
+//! - `store`: [`EngineStore`], the async `StateStore` over an engine.
+//!
+//! No RocksDB here: crate `mxstate-rocks` provides the RocksDB backend.
+#![deny(clippy::unwrap_used)]
+
+mod access;
+mod delta;
+mod engine;
+mod format;
+pub mod kv;
+mod read;
+mod store;
+mod write;
+
+pub use engine::{CfStats, Engine, EngineOptions, ExportGroup, Stats};
+pub use kv::{KvMaintenance, KvStore, MemKv};
+pub use read::StateView;
+pub use store::EngineStore;
+pub use write::{ChainPolicy, GroupState, NewGroup};
+
+pub use mxstate_api::{
+    sorted_entries, Error, ErrorKind, EventId, GroupDelta, GroupId, Result, RoomId, StateDelta, StateFilter, StateKey,
+    StateMap,
+};

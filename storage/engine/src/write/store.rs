@@ -1,0 +1,206 @@
+//! Storing new state groups inside a transaction.
+
+use rustc_hash::FxHashMap;
+
+use mxstate_api::{Error, EventId, GroupId, Result, RoomId, StateDelta, StateMap};
+
+use crate::access::{chain_of, intern, Source};
+use crate::delta::{apply, diff};
+use crate::format::delta::Entry;
+use crate::format::group::{GroupRecord, Physical};
+use crate::format::keys::{EventNid, IKey, RoomNid, StrKind};
+use crate::read::resolve::full_sorted;
+
+use super::chain::{place, ChainPolicy, Placement};
+use super::room_index;
+use super::txn::Txn;
+
+/// The state of a new group.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupState<'a> {
+    /// `prev`'s state with `delta` applied.
+    Delta { prev: GroupId, delta: &'a StateDelta },
+    /// The whole state; the group has no prev.
+    Full(&'a StateMap),
+}
+
+/// A group to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewGroup<'a> {
+    /// A caller-chosen id (migrations), or `None` for the next free one.
+    pub id: Option<GroupId>,
+    pub room_id: &'a RoomId,
+    pub event_id: &'a EventId,
+    pub state: GroupState<'a>,
+}
+
+/// A Full group is stored as a delta on the room's latest group when the
+/// difference is at most this many entries plus a quarter of the state.
+const FULL_AS_DELTA_SLACK: usize = 64;
+
+/// Per-transaction memory of each room's latest group.
+#[derive(Default)]
+pub struct Latest {
+    groups: FxHashMap<RoomNid, GroupId>,
+}
+
+/// Stores one group in `txn`.
+pub fn store_group(txn: &mut Txn<'_>, policy: &ChainPolicy, latest: &mut Latest, g: &NewGroup<'_>) -> Result<GroupId> {
+    let id = match g.id {
+        Some(0) => return Err(Error::ReservedGroupId),
+        Some(id) => {
+            if txn.record(id)?.is_some() {
+                return Err(Error::GroupIdTaken(id));
+            }
+            id
+        }
+        None => txn.next_group_id(),
+    };
+    let room = txn.intern_room(g.room_id.as_str())?;
+    let event = txn.intern(StrKind::Event, g.event_id.as_str())?;
+    let rec = match g.state {
+        GroupState::Delta { prev, delta } => {
+            let prev_rec = txn
+                .record(prev)?
+                .filter(|r| !r.ghost)
+                .ok_or(Error::UnknownGroup(prev))?;
+            if prev_rec.room != room {
+                let prev_room = intern::resolve_one(txn.kv(), txn.caches(), StrKind::Room, u64::from(prev_rec.room))?;
+                return Err(Error::PrevGroupInOtherRoom {
+                    group: id,
+                    prev,
+                    room: g.room_id.to_string(),
+                    prev_room: prev_room.to_string(),
+                });
+            }
+            let logical = intern_delta(txn, delta)?;
+            on_top_of(txn, policy, room, event, prev, &logical, Some(logical.clone()), |t| {
+                Ok(apply(&full_sorted(t, prev)?, &logical))
+            })?
+        }
+        GroupState::Full(state) => {
+            let full = intern_state(txn, state)?;
+            let candidate = match latest.groups.get(&room) {
+                Some(&c) => Some(c),
+                None => room_index::latest(txn.kv(), room)?,
+            };
+            let mut rec = None;
+            if let Some(c) = candidate {
+                let base_state = full_sorted(txn, c)?;
+                let d = diff(&base_state, &full);
+                if d.len() <= FULL_AS_DELTA_SLACK + full.len() / 4 {
+                    rec = Some(on_top_of(txn, policy, room, event, c, &d, None, |_| Ok(full.clone()))?);
+                }
+            }
+            match rec {
+                Some(r) => r,
+                None => GroupRecord {
+                    room,
+                    event,
+                    level: policy.top(),
+                    ghost: false,
+                    prev: None,
+                    physical: Physical::Snapshot(txn.put_snapshot(room, &full)?),
+                    logical: None,
+                },
+            }
+        }
+    };
+    txn.put_record(id, rec);
+    room_index::append(txn, room, id)?;
+    txn.group_used(id)?;
+    latest.groups.insert(room, id);
+    Ok(id)
+}
+
+/// A record for a group whose state is `state(parent) + change`; `logical`
+/// is the caller's delta against its prev (None for a root). `full` gives
+/// the whole state if a snapshot is due.
+#[allow(clippy::too_many_arguments)]
+fn on_top_of(
+    txn: &mut Txn<'_>,
+    policy: &ChainPolicy,
+    room: RoomNid,
+    event: EventNid,
+    parent: GroupId,
+    change: &[Entry],
+    logical: Option<Vec<Entry>>,
+    full: impl FnOnce(&Txn<'_>) -> Result<Vec<(IKey, EventNid)>>,
+) -> Result<GroupRecord> {
+    let prev = logical.as_ref().map(|_| parent);
+    let mut placement = place(txn, policy, parent)?;
+    let mut physical = Vec::new();
+    if let Placement::Delta { level, base, .. } = &placement {
+        physical = placement.physical_delta(change);
+        if *level > 0 && physical.len() >= policy.snapshot_min_delta() {
+            // Deltas on the chain outgrowing its snapshot: reads would spend
+            // more on deltas than on the snapshot. Start a new one.
+            let chain = chain_of(txn, *base)?;
+            let in_deltas: usize = physical.len()
+                + chain
+                    .deltas
+                    .iter()
+                    .map(|r| match &r.physical {
+                        Physical::Delta { delta, .. } => delta.len(),
+                        Physical::Snapshot(_) => 0,
+                    })
+                    .sum::<usize>();
+            if in_deltas as u64 > txn.header(chain.snap)?.entries {
+                placement = Placement::Snapshot;
+            }
+        }
+    }
+    match &placement {
+        Placement::Delta { level, base, .. } => {
+            let logical = logical.filter(|l| *base != parent || *l != physical);
+            Ok(GroupRecord {
+                room,
+                event,
+                level: *level,
+                ghost: false,
+                prev,
+                physical: Physical::Delta {
+                    base: *base,
+                    delta: physical,
+                },
+                logical,
+            })
+        }
+        Placement::Snapshot => {
+            let state = full(txn)?;
+            Ok(GroupRecord {
+                room,
+                event,
+                level: policy.top(),
+                ghost: false,
+                prev,
+                physical: Physical::Snapshot(txn.put_snapshot(room, &state)?),
+                logical,
+            })
+        }
+    }
+}
+
+fn intern_delta(txn: &mut Txn<'_>, delta: &StateDelta) -> Result<Vec<Entry>> {
+    let mut out = Vec::with_capacity(delta.len());
+    for (k, v) in delta {
+        let ik = txn.intern_key(k.event_type(), k.state_key())?;
+        let ev = match v {
+            Some(e) => Some(txn.intern(StrKind::Event, e.as_str())?),
+            None => None,
+        };
+        out.push((ik, ev));
+    }
+    out.sort_unstable_by_key(|e| e.0);
+    Ok(out)
+}
+
+fn intern_state(txn: &mut Txn<'_>, state: &StateMap) -> Result<Vec<(IKey, EventNid)>> {
+    let mut out = Vec::with_capacity(state.len());
+    for (k, e) in state {
+        let ik = txn.intern_key(k.event_type(), k.state_key())?;
+        out.push((ik, txn.intern(StrKind::Event, e.as_str())?));
+    }
+    out.sort_unstable_by_key(|e| e.0);
+    Ok(out)
+}

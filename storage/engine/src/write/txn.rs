@@ -1,0 +1,463 @@
+//! A write transaction: everything one call writes, gathered into one atomic
+//! batch, with an overlay so later steps see earlier ones.
+
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use mxstate_api::{Error, GroupId, Result};
+
+use crate::access::{intern, Caches, Committed, Source};
+use crate::format::counters::Counters;
+use crate::format::group::GroupRecord;
+use crate::format::keys::{self, EventNid, IKey, RoomNid, StrKind, TypeNid};
+use crate::format::snapshot::{Section, SnapHeader};
+use crate::format::values;
+use crate::kv::{Batch, Cf, KvStore};
+
+const KINDS: [StrKind; 4] = [StrKind::Room, StrKind::Type, StrKind::Skey, StrKind::Event];
+
+fn kind_slot(kind: StrKind) -> usize {
+    match kind {
+        StrKind::Room => 0,
+        StrKind::Type => 1,
+        StrKind::Skey => 2,
+        StrKind::Event => 3,
+    }
+}
+
+/// The engine's memory of each room's last id range in the room index,
+/// kept between transactions so that an append costs no read (see
+/// `room_index`). Cleared when a transaction rewrites records.
+#[derive(Default)]
+pub struct LastRanges {
+    last: FxHashMap<RoomNid, Option<(GroupId, GroupId)>>,
+}
+
+impl LastRanges {
+    /// The remembered last range of `room`: `None` when not remembered,
+    /// `Some(None)` when the room has no range.
+    pub fn get(&self, room: RoomNid) -> Option<Option<(GroupId, GroupId)>> {
+        self.last.get(&room).copied()
+    }
+    /// Remembers the last range of `room`.
+    pub fn set(&mut self, room: RoomNid, range: Option<(GroupId, GroupId)>) {
+        self.last.insert(room, range);
+    }
+}
+
+/// Pending writes of one call. Every write goes through a method that
+/// keeps the overlay in step, so later steps see earlier ones.
+pub struct Txn<'a> {
+    kv: &'a dyn KvStore,
+    caches: &'a Caches,
+    batch: Batch,
+    counters: Counters,
+    /// Strings interned by this transaction, one map per kind.
+    new_strings: [FxHashMap<Box<str>, u64>; 4],
+    records: FxHashMap<u64, Option<Arc<GroupRecord>>>,
+    headers: FxHashMap<u64, Option<Arc<SnapHeader>>>,
+    sections: FxHashMap<(u64, TypeNid), Arc<Section>>,
+    snap_hashes: FxHashMap<(RoomNid, u128), Option<u64>>,
+    dropped_sections: FxHashSet<u64>,
+    /// Set when existing records change (purges): cached chains go stale.
+    rewrites_records: bool,
+    last_ranges: LastRanges,
+}
+
+impl<'a> Txn<'a> {
+    /// Starts a transaction from the current counters.
+    pub fn new(kv: &'a dyn KvStore, caches: &'a Caches, counters: Counters, last_ranges: LastRanges) -> Self {
+        Txn {
+            kv,
+            caches,
+            batch: Batch::default(),
+            counters,
+            new_strings: Default::default(),
+            records: FxHashMap::default(),
+            headers: FxHashMap::default(),
+            sections: FxHashMap::default(),
+            snap_hashes: FxHashMap::default(),
+            dropped_sections: FxHashSet::default(),
+            rewrites_records: false,
+            last_ranges,
+        }
+    }
+
+    /// The committed store, for scans of what the overlay does not hold
+    /// (room index, event mappings, current state).
+    pub fn kv(&self) -> &'a dyn KvStore {
+        self.kv
+    }
+
+    /// The engine's caches.
+    pub fn caches(&self) -> &'a Caches {
+        self.caches
+    }
+
+    /// The next group id the counters would give.
+    pub fn next_group_id(&self) -> GroupId {
+        self.counters.group
+    }
+
+    /// Records that group `id` is used: the counter moves past it.
+    pub fn group_used(&mut self, id: GroupId) -> Result<()> {
+        let next = id.checked_add(1).ok_or(Error::Capacity {
+            what: "state group id",
+            value: id,
+            limit: "u64",
+        })?;
+        self.counters.group = self.counters.group.max(next);
+        Ok(())
+    }
+
+    /// Marks this transaction as rewriting existing records (purges):
+    /// cached chains and the room index's memory go stale.
+    pub fn rewriting_records(&mut self) {
+        self.rewrites_records = true;
+    }
+
+    /// The memory of each room's last range.
+    pub fn last_ranges(&mut self) -> &mut LastRanges {
+        &mut self.last_ranges
+    }
+
+    fn committed(&self) -> Committed<'a> {
+        Committed {
+            kv: self.kv,
+            caches: self.caches,
+        }
+    }
+
+    /// The nid of `s`, without interning it.
+    pub fn lookup(&self, kind: StrKind, s: &str) -> Result<Option<u64>> {
+        if let Some(&n) = self.new_strings[kind_slot(kind)].get(s) {
+            return Ok(Some(n));
+        }
+        intern::lookup(self.kv, self.caches, kind, s)
+    }
+
+    /// The nid of `s`, interning it in this transaction if new.
+    pub fn intern(&mut self, kind: StrKind, s: &str) -> Result<u64> {
+        if let Some(n) = self.lookup(kind, s)? {
+            return Ok(n);
+        }
+        let n = self.counters.next_nid(kind)?;
+        self.batch
+            .put(Cf::Strings, keys::string_key(kind, s), values::encode_string_nid(n));
+        self.batch
+            .put(Cf::Nids, keys::nid_key(kind, n).to_vec(), s.as_bytes().to_vec());
+        self.new_strings[kind_slot(kind)].insert(Box::from(s), n);
+        Ok(n)
+    }
+
+    /// Interns many strings at once (one multi-get for the misses); each
+    /// answer says whether the string is new in this transaction.
+    pub fn intern_many(&mut self, kind: StrKind, strs: &[&str]) -> Result<Vec<(u64, bool)>> {
+        let slot = kind_slot(kind);
+        let mut out: Vec<Option<(u64, bool)>> = strs
+            .iter()
+            .map(|s| match self.new_strings[slot].get(*s) {
+                Some(&n) => Some((n, true)),
+                None => self.caches.nid(kind, s).map(|n| (n, false)),
+            })
+            .collect();
+        let missing: Vec<usize> = (0..strs.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let ks: Vec<Vec<u8>> = missing.iter().map(|&i| keys::string_key(kind, strs[i])).collect();
+            for (&i, v) in missing.iter().zip(self.kv.multi_get(Cf::Strings, &ks)?) {
+                out[i] = match v {
+                    Some(v) => {
+                        let n = values::decode_string_nid(&v)?;
+                        self.caches.remember(kind, n, std::sync::Arc::from(strs[i]));
+                        Some((n, false))
+                    }
+                    None => {
+                        let fresh = !self.new_strings[slot].contains_key(strs[i]);
+                        Some((self.intern(kind, strs[i])?, fresh))
+                    }
+                };
+            }
+        }
+        out.into_iter()
+            .map(|o| o.ok_or_else(|| Error::internal("intern_many: a string was left unresolved")))
+            .collect()
+    }
+
+    /// Interns a `(type, state_key)` pair.
+    pub fn intern_key(&mut self, t: &str, s: &str) -> Result<IKey> {
+        let t = keys::type_nid(self.intern(StrKind::Type, t)?)?;
+        let s = keys::skey_nid(self.intern(StrKind::Skey, s)?)?;
+        Ok(keys::ikey(t, s))
+    }
+
+    /// Interns a room id.
+    pub fn intern_room(&mut self, room: &str) -> Result<RoomNid> {
+        keys::room_nid(self.intern(StrKind::Room, room)?)
+    }
+
+    /// Writes a group record.
+    pub fn put_record(&mut self, g: u64, rec: GroupRecord) {
+        let mut v = Vec::with_capacity(32);
+        rec.encode(g, &mut v);
+        self.batch.put(Cf::Groups, keys::group_key(g).to_vec(), v);
+        self.records.insert(g, Some(Arc::new(rec)));
+    }
+
+    /// Deletes a group record.
+    pub fn delete_record(&mut self, g: u64) {
+        self.batch.delete(Cf::Groups, keys::group_key(g).to_vec());
+        self.records.insert(g, None);
+    }
+
+    /// Stores the full `state` (sorted) of a room as a snapshot, or takes
+    /// another reference on an identical one. Returns the snapshot id.
+    pub fn put_snapshot(&mut self, room: RoomNid, state: &[(IKey, EventNid)]) -> Result<u64> {
+        let hash = state_hash(state);
+        if let Some(snap) = self.snap_by_hash(room, hash)? {
+            let mut h = (*self.header(snap)?).clone();
+            h.refs += 1;
+            self.put_header(snap, h);
+            return Ok(snap);
+        }
+        let snap = self.counters.snap;
+        self.counters.snap += 1;
+        let mut types = Vec::new();
+        let mut i = 0;
+        while i < state.len() {
+            let t = keys::ikey_type(state[i].0);
+            let mut sec = Section::default();
+            while let Some(&(k, e)) = state.get(i).filter(|(k, _)| keys::ikey_type(*k) == t) {
+                sec.skeys.push(keys::ikey_skey(k));
+                sec.events.push(e);
+                i += 1;
+            }
+            self.batch
+                .put(Cf::Snapshots, keys::snap_section_key(snap, t).to_vec(), sec.encode());
+            self.sections.insert((snap, t), Arc::new(sec));
+            types.push(t);
+        }
+        self.put_header(
+            snap,
+            SnapHeader {
+                room,
+                hash,
+                refs: 1,
+                entries: state.len() as u64,
+                types,
+            },
+        );
+        self.batch.put(
+            Cf::SnapHashes,
+            keys::snap_hash_key(room, hash).to_vec(),
+            values::encode_snap_ref(snap).to_vec(),
+        );
+        self.snap_hashes.insert((room, hash), Some(snap));
+        Ok(snap)
+    }
+
+    /// Drops one reference on a snapshot, deleting it with the last.
+    pub fn unref_snapshot(&mut self, snap: u64) -> Result<()> {
+        let mut h = (*self.header(snap)?).clone();
+        h.refs = h.refs.saturating_sub(1);
+        if h.refs > 0 {
+            self.put_header(snap, h);
+            return Ok(());
+        }
+        self.drop_snapshot(snap, &h);
+        Ok(())
+    }
+
+    /// Deletes a snapshot whatever its references.
+    pub fn drop_snapshot(&mut self, snap: u64, h: &SnapHeader) {
+        for &t in &h.types {
+            self.batch
+                .delete(Cf::Snapshots, keys::snap_section_key(snap, t).to_vec());
+        }
+        self.batch.delete(Cf::Snapshots, keys::snap_header_key(snap).to_vec());
+        self.batch
+            .delete(Cf::SnapHashes, keys::snap_hash_key(h.room, h.hash).to_vec());
+        self.headers.insert(snap, None);
+        self.snap_hashes.insert((h.room, h.hash), None);
+        self.dropped_sections.insert(snap);
+    }
+
+    fn put_header(&mut self, snap: u64, h: SnapHeader) {
+        self.batch
+            .put(Cf::Snapshots, keys::snap_header_key(snap).to_vec(), h.encode());
+        self.headers.insert(snap, Some(Arc::new(h)));
+    }
+
+    fn snap_by_hash(&self, room: RoomNid, hash: u128) -> Result<Option<u64>> {
+        if let Some(s) = self.snap_hashes.get(&(room, hash)) {
+            return Ok(*s);
+        }
+        match self.kv.get(Cf::SnapHashes, &keys::snap_hash_key(room, hash))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(values::decode_snap_ref(&v, format!("snap_hashes/{room}"))?)),
+        }
+    }
+
+    /// Maps event `e` to group `g` (both indexes); `old` is its previous group.
+    pub fn put_event_group(&mut self, e: EventNid, g: GroupId, old: Option<GroupId>) {
+        if let Some(og) = old.filter(|&og| og != g) {
+            self.batch
+                .delete(Cf::GroupEvents, keys::group_event_key(og, e).to_vec());
+        }
+        self.batch.put(
+            Cf::EventGroups,
+            keys::event_key(e).to_vec(),
+            values::encode_event_group(g),
+        );
+        self.batch
+            .put(Cf::GroupEvents, keys::group_event_key(g, e).to_vec(), Vec::new());
+    }
+
+    /// Removes the mapping of event `e` to group `g` (both indexes).
+    pub fn delete_event_group(&mut self, e: EventNid, g: GroupId) {
+        self.batch.delete(Cf::GroupEvents, keys::group_event_key(g, e).to_vec());
+        self.batch.delete(Cf::EventGroups, keys::event_key(e).to_vec());
+    }
+
+    /// Sets one entry of a room's current state.
+    pub fn put_current(&mut self, room: RoomNid, k: IKey, e: EventNid) {
+        self.batch.put(
+            Cf::CurrentState,
+            keys::current_key(room, k).to_vec(),
+            values::encode_current_event(e),
+        );
+    }
+
+    /// Deletes a room's current state (every entry).
+    pub fn clear_current(&mut self, room: RoomNid) -> Result<()> {
+        let mut old = Vec::new();
+        self.kv
+            .scan_prefix(Cf::CurrentState, &keys::room_prefix(room), &mut |k, _| {
+                old.push(k.to_vec());
+                Ok(true)
+            })?;
+        for k in old {
+            self.batch.delete(Cf::CurrentState, k);
+        }
+        Ok(())
+    }
+
+    /// Puts a room index entry (a range start with its length, or a ghost).
+    pub fn put_room_entry(&mut self, room: RoomNid, tag: u8, g: GroupId, value: Vec<u8>) {
+        self.batch
+            .put(Cf::RoomGroups, keys::room_group_key(room, tag, g).to_vec(), value);
+    }
+
+    /// Deletes a room index entry.
+    pub fn delete_room_entry(&mut self, room: RoomNid, tag: u8, g: GroupId) {
+        self.batch
+            .delete(Cf::RoomGroups, keys::room_group_key(room, tag, g).to_vec());
+    }
+
+    /// Writes the counters and hands back the batch and what the caches
+    /// must learn once it is committed.
+    pub fn finish(mut self) -> (Batch, Counters, LastRanges, CacheUpdate) {
+        self.batch
+            .put(Cf::Meta, keys::meta::COUNTERS.to_vec(), self.counters.encode());
+        let update = CacheUpdate {
+            strings: self
+                .new_strings
+                .into_iter()
+                .zip(KINDS)
+                .flat_map(|(m, kind)| m.into_iter().map(move |(s, n)| ((kind, s), n)))
+                .collect(),
+            records: self.records.into_iter().collect(),
+            headers: self.headers.into_iter().collect(),
+            sections: self.sections.into_iter().collect(),
+            dropped_sections: self.dropped_sections.into_iter().collect(),
+            clear_chains: self.rewrites_records,
+        };
+        let last_ranges = if self.rewrites_records {
+            LastRanges::default()
+        } else {
+            self.last_ranges
+        };
+        (self.batch, self.counters, last_ranges, update)
+    }
+}
+
+/// What a committed transaction changes in the caches.
+pub struct CacheUpdate {
+    strings: Vec<((StrKind, Box<str>), u64)>,
+    records: Vec<(u64, Option<Arc<GroupRecord>>)>,
+    headers: Vec<(u64, Option<Arc<SnapHeader>>)>,
+    sections: Vec<((u64, TypeNid), Arc<Section>)>,
+    dropped_sections: Vec<u64>,
+    clear_chains: bool,
+}
+
+impl CacheUpdate {
+    /// Applies the update (call after the batch is durable in the store).
+    pub fn apply(self, caches: &Caches) {
+        for ((kind, s), n) in self.strings {
+            caches.remember(kind, n, Arc::from(s));
+        }
+        for (g, r) in self.records {
+            match r {
+                Some(r) => caches.records.insert(g, r),
+                None => {
+                    caches.records.remove(&g);
+                }
+            }
+        }
+        for (s, h) in self.headers {
+            match h {
+                Some(h) => caches.headers.insert(s, h),
+                None => {
+                    caches.headers.remove(&s);
+                }
+            }
+        }
+        for (k, s) in self.sections {
+            caches.sections.insert(k, s);
+        }
+        if self.clear_chains {
+            caches.chains.clear();
+        }
+        if !self.dropped_sections.is_empty() {
+            let dropped: FxHashSet<u64> = self.dropped_sections.into_iter().collect();
+            caches.sections.retain(|k, _| !dropped.contains(&k.0));
+        }
+    }
+}
+
+impl Source for Txn<'_> {
+    fn record(&self, g: u64) -> Result<Option<Arc<GroupRecord>>> {
+        match self.records.get(&g) {
+            Some(r) => Ok(r.clone()),
+            None => self.committed().record(g),
+        }
+    }
+    fn header(&self, snap: u64) -> Result<Arc<SnapHeader>> {
+        match self.headers.get(&snap) {
+            Some(Some(h)) => Ok(h.clone()),
+            Some(None) => Err(Error::corrupt(
+                "snapshot header",
+                format!("snapshots/{snap}"),
+                "deleted",
+            )),
+            None => self.committed().header(snap),
+        }
+    }
+    fn section(&self, snap: u64, t: TypeNid) -> Result<Arc<Section>> {
+        match self.sections.get(&(snap, t)) {
+            Some(s) => Ok(s.clone()),
+            None => self.committed().section(snap, t),
+        }
+    }
+}
+
+/// xxh3-128 over the sorted entries (key and event, big-endian).
+pub fn state_hash(state: &[(IKey, EventNid)]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    for &(k, e) in state {
+        h.update(&k.to_be_bytes());
+        h.update(&e.to_be_bytes());
+    }
+    h.digest128()
+}

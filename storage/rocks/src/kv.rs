@@ -1,0 +1,213 @@
+//! [`RocksKv`]: the key-value seam on RocksDB, one column family per [`Cf`].
+
+use std::path::{Path, PathBuf};
+
+use mxstate_api::{Error, Result};
+use mxstate_engine::kv::{Batch, Cf, CfSize, KvMaintenance, KvStore, Op, Visit};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, WriteOptions, DB};
+
+use crate::error::rocks;
+
+/// Tuning knobs for the RocksDB backend.
+#[derive(Debug, Clone)]
+pub struct RocksConfig {
+    /// Shared block cache size in bytes.
+    pub block_cache_bytes: usize,
+    /// fsync the WAL on every batch (power-loss durability).
+    pub sync_writes: bool,
+}
+
+impl Default for RocksConfig {
+    fn default() -> Self {
+        RocksConfig {
+            block_cache_bytes: 256 << 20,
+            sync_writes: false,
+        }
+    }
+}
+
+/// A RocksDB database with one column family per [`Cf`].
+pub struct RocksKv {
+    db: DB,
+    write_opts: WriteOptions,
+    path: PathBuf,
+}
+
+fn cf_options(cache: &Cache, cf: Cf) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    table.set_format_version(5);
+    // Snapshot sections are large values read whole; small blocks elsewhere.
+    table.set_block_size(if cf == Cf::Snapshots { 64 << 10 } else { 16 << 10 });
+    let mut o = Options::default();
+    o.set_block_based_table_factory(&table);
+    o.set_compression_type(DBCompressionType::Zstd);
+    o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    o.set_level_compaction_dynamic_level_bytes(true);
+    o
+}
+
+impl RocksKv {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path, create: bool, config: &RocksConfig) -> Result<Self> {
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(create);
+        db_opts.create_missing_column_families(create);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_bytes_per_sync(1 << 20);
+        db_opts.set_max_total_wal_size(256 << 20);
+        let cfs = Cf::ALL
+            .iter()
+            .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(&cache, cf)));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks)?;
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(config.sync_writes);
+        Ok(RocksKv {
+            db,
+            write_opts,
+            path: path.to_owned(),
+        })
+    }
+
+    fn handle(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(cf.name())
+            .ok_or_else(|| Error::internal(format!("column family {} was opened but has no handle", cf.name())))
+    }
+}
+
+impl KvStore for RocksKv {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.handle(cf)?, key).map_err(rocks)
+    }
+
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let h = self.handle(cf)?;
+        self.db
+            .batched_multi_get_cf(h, keys.iter(), false)
+            .into_iter()
+            .map(|r| Ok(r.map_err(rocks)?.map(|s| s.to_vec())))
+            .collect()
+    }
+
+    fn write(&self, batch: Batch) -> Result<()> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in batch.into_ops() {
+            match op {
+                Op::Put(cf, k, v) => wb.put_cf(self.handle(cf)?, k, v),
+                Op::Delete(cf, k) => wb.delete_cf(self.handle(cf)?, k),
+            }
+        }
+        self.db.write_opt(wb, &self.write_opts).map_err(rocks)
+    }
+
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        let mut ro = rocksdb::ReadOptions::default();
+        if let Some(upper) = prefix_upper_bound(prefix) {
+            ro.set_iterate_upper_bound(upper);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.handle(cf)?, ro);
+        it.seek(prefix);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !k.starts_with(prefix) || !visit(k, v)? {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(rocks)
+    }
+
+    fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut it = self.db.raw_iterator_cf(self.handle(cf)?);
+        match prefix_upper_bound(prefix) {
+            Some(upper) => it.seek_for_prev(&upper),
+            None => it.seek_to_last(),
+        }
+        // seek_for_prev lands on the last key <= upper; upper itself is not in the prefix.
+        while it.valid() {
+            match (it.key(), it.value()) {
+                (Some(k), Some(v)) if k.starts_with(prefix) => return Ok(Some((k.to_vec(), v.to_vec()))),
+                (Some(k), _) if k > prefix => it.prev(),
+                _ => break,
+            }
+        }
+        it.status().map_err(rocks)?;
+        Ok(None)
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn maintenance(&self) -> Option<&dyn KvMaintenance> {
+        Some(self)
+    }
+}
+
+impl KvMaintenance for RocksKv {
+    fn compact(&self) -> Result<()> {
+        for cf in Cf::ALL {
+            let h = self.handle(cf)?;
+            self.db.flush_cf(h).map_err(rocks)?;
+            self.db.compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
+    fn sizes(&self) -> Result<Vec<CfSize>> {
+        let mut out = Vec::new();
+        for cf in Cf::ALL {
+            let h = self.handle(cf)?;
+            let prop = |name: &'static str| -> Result<u64> {
+                self.db
+                    .property_int_value_cf(h, name)
+                    .map_err(rocks)?
+                    .ok_or_else(|| Error::internal(format!("rocksdb has no property {name}")))
+            };
+            out.push(CfSize {
+                name: cf.name(),
+                stored_bytes: prop("rocksdb.total-sst-files-size")?,
+                buffered_bytes: prop("rocksdb.cur-size-all-mem-tables")?,
+                keys_estimate: prop("rocksdb.estimate-num-keys")?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn bytes_on_disk(&self) -> Result<u64> {
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut total = 0;
+        for entry in std::fs::read_dir(&self.path).map_err(io)? {
+            match entry.map_err(io)?.metadata() {
+                Ok(m) if m.is_file() => total += m.len(),
+                Ok(_) => {}
+                // Compaction deleted the file between listing and reading.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut up = prefix.to_vec();
+    while let Some(last) = up.pop() {
+        if last < 0xff {
+            up.push(last + 1);
+            return Some(up);
+        }
+    }
+    None
+}

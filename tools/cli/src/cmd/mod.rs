@@ -1,0 +1,42 @@
+//! One module per subcommand.
+
+mod demo;
+mod export;
+mod import;
+mod progress;
+pub mod source;
+mod state;
+mod stats;
+mod synth;
+mod verify;
+
+use std::path::Path;
+
+use mxstate_engine::{Engine, EngineOptions};
+
+use crate::cli::{Cli, Command};
+use crate::error::CliResult;
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Stats(a) => stats::run(a),
+        Command::State(a) => state::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Synth(a) => synth::run(a),
+    }
+}
+
+/// Opens an existing database for reading (refusing an unfinished import).
+pub fn open_existing(path: &Path) -> CliResult<Engine> {
+    Ok(mxstate_rocks::open(
+        path,
+        EngineOptions {
+            create: false,
+            ..EngineOptions::default()
+        },
+    )?)
+}

@@ -1,0 +1,71 @@
+//! `mxstate state`.
+
+use mxstate_api::{sorted_entries, EventId, StateFilter, StateMap};
+use serde_json::json;
+
+use crate::cli::StateArgs;
+use crate::error::{CliError, CliResult};
+
+/// Parses the `--type` arguments into a filter.
+pub fn parse_filter(types: &[String], include_others: bool) -> CliResult<StateFilter> {
+    if types.is_empty() {
+        return Ok(StateFilter::all());
+    }
+    let mut f = StateFilter::none().with_include_others(include_others);
+    for t in types {
+        let (ty, key) = match t.split_once(',') {
+            Some((ty, key)) => (ty, Some(key)),
+            None => (t.as_str(), None),
+        };
+        if ty.is_empty() {
+            return Err(CliError::Usage(format!("--type {t:?}: empty event type")));
+        }
+        f.add(ty, key);
+    }
+    Ok(f)
+}
+
+/// Runs `mxstate state`.
+pub fn run(a: StateArgs) -> CliResult {
+    if a.groups.is_empty() && a.events.is_empty() {
+        return Err(CliError::Usage("give at least one --group or --event".into()));
+    }
+    let filter = parse_filter(&a.types, a.include_others)?;
+    let engine = super::open_existing(&a.db)?;
+    let mut groups = a.groups.clone();
+    if !a.events.is_empty() {
+        let ids = a.events.iter().map(EventId::parse).collect::<Result<Vec<_>, _>>()?;
+        let found = engine.event_groups(&ids)?;
+        for e in &ids {
+            let g = found
+                .get(e)
+                .ok_or_else(|| CliError::Usage(format!("event {e} has no state group")))?;
+            groups.push(*g);
+        }
+    }
+    let states = engine.state_for_groups(&groups, &filter)?;
+    let mut out = String::new();
+    for g in &groups {
+        let st = states.get(g).cloned().unwrap_or_default();
+        if a.json {
+            out.push_str(&json_line(*g, &st));
+            out.push('\n');
+        } else {
+            out.push_str(&format!("group {g} ({} entries)\n", st.len()));
+            for (k, e) in sorted_entries(&st) {
+                out.push_str(&format!("  {:?} {:?} {}\n", k.event_type(), k.state_key(), e));
+            }
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// `{"group": N, "state": [[type, state_key, event_id], ...]}` sorted.
+pub fn json_line(g: u64, st: &StateMap) -> String {
+    let entries: Vec<serde_json::Value> = sorted_entries(st)
+        .into_iter()
+        .map(|(k, e)| json!([k.event_type(), k.state_key(), e.as_str()]))
+        .collect();
+    json!({"group": g, "state": entries}).to_string()
+}

@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use mxstate_synapse_dump::{DumpError, DumpReader, Record, Table};
+
+/// The real Synapse 1.163 dump shipped with the repository.
+pub fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/synapse-small.sql.zst")
+}
+
+/// The fixture, decompressed.
+pub fn fixture_sql() -> Vec<u8> {
+    let file = std::fs::File::open(fixture()).expect("fixture exists");
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(file)
+        .expect("zstd")
+        .read_to_end(&mut out)
+        .expect("decompresses");
+    out
+}
+
+/// All records of a dump, or the first error.
+pub fn read_all(path: &Path) -> Result<Vec<Record>, DumpError> {
+    DumpReader::open(path)?.collect()
+}
+
+/// Records sorted, to compare as multisets.
+pub fn sorted(mut records: Vec<Record>) -> Vec<Record> {
+    records.sort();
+    records
+}
+
+/// Number of records per table.
+pub fn counts(records: &[Record]) -> BTreeMap<Table, usize> {
+    let mut counts = BTreeMap::new();
+    for record in records {
+        *counts.entry(record.table()).or_default() += 1;
+    }
+    counts
+}
+
+/// The fixture's row counts (synapse-small.stats.txt).
+pub fn fixture_counts() -> BTreeMap<Table, usize> {
+    BTreeMap::from([
+        (Table::StateGroups, 1198),
+        (Table::StateGroupEdges, 1186),
+        (Table::StateGroupsState, 1977),
+        (Table::EventToStateGroups, 1070),
+    ])
+}

@@ -1,0 +1,271 @@
+//! [`Importer`]: staging, then storing groups in id order, then mappings.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use mxstate_api::{EventId, GroupId, RoomId, StateDelta, StateMap};
+use mxstate_engine::{Engine, GroupState, NewGroup};
+use mxstate_rocks::Scratch;
+use mxstate_synapse_dump::Record;
+
+use crate::error::{ImportError, Result};
+use crate::groups::{GroupWalk, Staged};
+use crate::staged::{decode, edge_prev, key, stage, MapRow, TAG_EDGE, TAG_GROUP, TAG_MAP, TAG_ROW};
+use crate::{ImportSummary, Phase};
+
+/// Groups stored per atomic batch (also bounded by [`BATCH_ROWS`]).
+const BATCH_GROUPS: usize = 2000;
+const BATCH_ROWS: usize = 200_000;
+/// Event mappings per batch.
+const BATCH_MAPPINGS: usize = 20_000;
+
+/// An import in progress.
+pub struct Importer<'e> {
+    engine: &'e Engine,
+    staging: Scratch,
+    resume: bool,
+    summary: ImportSummary,
+}
+
+impl<'e> Importer<'e> {
+    /// Starts an import into `engine` (marking the database incomplete),
+    /// spilling to a scratch directory under `scratch_parent`.
+    pub fn begin(engine: &'e Engine, description: &str, scratch_parent: &Path) -> Result<Self> {
+        let resume = engine.import_marker()?.is_some();
+        engine.begin_import(description)?;
+        Ok(Importer {
+            engine,
+            staging: Scratch::create(scratch_parent)?,
+            resume,
+            summary: ImportSummary::default(),
+        })
+    }
+
+    /// Whether this import resumes one that did not finish.
+    pub fn resuming(&self) -> bool {
+        self.resume
+    }
+
+    /// Takes one source record; `line` names where it came from in errors.
+    pub fn add(&mut self, record: &Record, line: u64) -> Result<()> {
+        stage(&mut self.staging, &mut self.summary, record, line)
+    }
+
+    /// Stores everything staged, clears the incomplete marker and returns
+    /// the summary. `progress(phase, done)` is called now and then.
+    pub fn finish(mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<ImportSummary> {
+        self.staging.flush()?;
+        self.store_groups(progress)?;
+        self.store_mappings(progress)?;
+        self.engine.finish_import()?;
+        Ok(self.summary)
+    }
+
+    fn store_groups(&mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<()> {
+        let mut summary = std::mem::take(&mut self.summary);
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut pending_rows = 0usize;
+        let mut rooms: BTreeSet<String> = BTreeSet::new();
+        let mut done = 0u64;
+        let mut walk = GroupWalk::new(&self.staging);
+        while let Some((id, group)) = walk.next_group()? {
+            if self.resume && self.engine.has_group(id)? {
+                summary.groups_skipped += 1;
+                continue;
+            }
+            let p = self.resolve(id, group, &pending, &mut summary)?;
+            rooms.insert(p.room.as_str().to_owned());
+            pending_rows += p.delta.len() + p.full.len();
+            pending.push(p);
+            if pending.len() >= BATCH_GROUPS || pending_rows >= BATCH_ROWS {
+                done += self.flush(&mut pending, &mut summary)?;
+                pending_rows = 0;
+                progress(Phase::Groups, done);
+            }
+        }
+        done += self.flush(&mut pending, &mut summary)?;
+        progress(Phase::Groups, done);
+        summary.rooms = rooms.len() as u64;
+        self.summary = summary;
+        Ok(())
+    }
+
+    /// Turns a staged group into a group to store, checking it.
+    fn resolve(&self, id: GroupId, s: Staged, pending: &[Pending], summary: &mut ImportSummary) -> Result<Pending> {
+        // Every staged group has a state_groups row, an edge or a row.
+        let at = s
+            .line
+            .or(s.prev.map(|p| p.1))
+            .or(s.first_row_line)
+            .ok_or_else(|| mxstate_api::Error::internal(format!("staged group {id} has no line")))?;
+        let in_err = |e: mxstate_api::Error| ImportError::input(at, e.to_string()).in_group(id, at);
+        let mut prev = None;
+        if let Some((p, line)) = s.prev {
+            let known = pending.iter().any(|q| q.id == p) || self.engine.has_group(p)?;
+            if known {
+                prev = Some(p);
+            } else if p > id {
+                return Err(ImportError::input(line, self.later_prev_error(id, p)?).in_group(id, line));
+            } else if self.staged_anywhere(p)? {
+                return Err(
+                    ImportError::input(line, format!("prev group {p} could not be stored before {id}"))
+                        .in_group(id, line),
+                );
+            } else {
+                // Named only by this edge: an empty group, so the state is the rows.
+                summary.dangling_prevs += 1;
+            }
+        }
+        let room_str = match (&s.room, &s.row_room) {
+            (Some(r), _) | (None, Some(r)) => r.clone(),
+            (None, None) => match prev {
+                Some(p) => match pending.iter().find(|q| q.id == p) {
+                    Some(q) => q.room.as_str().to_owned(),
+                    None => self.engine.group_room(p).map_err(in_err)?.as_str().to_owned(),
+                },
+                None => {
+                    return Err(
+                        ImportError::input(at, "group has no room: no state_groups row, no rows, no prev")
+                            .in_group(id, at),
+                    )
+                }
+            },
+        };
+        let room = RoomId::parse(&room_str).map_err(in_err)?;
+        let event = match &s.event {
+            Some(e) => EventId::parse(e).map_err(in_err)?,
+            // No state_groups row: any valid id stands for the missing event.
+            None => EventId::parse(format!("$mxstate-import-missing-{id}")).map_err(in_err)?,
+        };
+        let mut delta = StateDelta::new();
+        let mut full = StateMap::default();
+        for (key, ev, _) in s.rows {
+            if prev.is_some() {
+                delta.insert(key, Some(ev));
+            } else {
+                full.insert(key, ev);
+            }
+        }
+        Ok(Pending {
+            id,
+            room,
+            event,
+            prev,
+            delta,
+            full,
+            line: at,
+        })
+    }
+
+    fn staged_anywhere(&self, g: GroupId) -> Result<bool> {
+        for tag in [TAG_GROUP, TAG_EDGE, TAG_ROW] {
+            if self.staging.has_prefix(&key(tag, &[g]))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Explains an edge to a later group: a cycle, or an order mxstate refuses.
+    fn later_prev_error(&self, id: GroupId, prev: GroupId) -> Result<String> {
+        let mut path = vec![id, prev];
+        let mut cur = prev;
+        for _ in 0..1_000_000 {
+            let it = self.staging.iter_prefix(&key(TAG_EDGE, &[cur]));
+            let next = match it.peek() {
+                Some((k, _)) => Some(edge_prev(k)?),
+                None => None,
+            };
+            it.status()?;
+            match next {
+                Some(n) if n == id => {
+                    path.push(id);
+                    let shown: Vec<String> = path.iter().map(u64::to_string).collect();
+                    return Ok(format!("cycle in state_group_edges: {}", shown.join(" -> ")));
+                }
+                Some(n) => {
+                    path.push(n);
+                    cur = n;
+                }
+                None => break,
+            }
+        }
+        Ok(format!(
+            "prev group {prev} of group {id} has a higher id; mxstate imports groups in id order (Synapse always gives prev groups lower ids)"
+        ))
+    }
+
+    fn flush(&self, pending: &mut Vec<Pending>, summary: &mut ImportSummary) -> Result<u64> {
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let groups: Vec<NewGroup<'_>> = pending
+            .iter()
+            .map(|p| NewGroup {
+                id: Some(p.id),
+                room_id: &p.room,
+                event_id: &p.event,
+                state: match p.prev {
+                    Some(prev) => GroupState::Delta { prev, delta: &p.delta },
+                    None => GroupState::Full(&p.full),
+                },
+            })
+            .collect();
+        if let Err(e) = self.engine.store_groups(&groups) {
+            // Name the group: retry one by one to find it (nothing was written).
+            let culprit = pending.iter().zip(&groups).find_map(|(p, g)| {
+                match self.engine.store_groups(std::slice::from_ref(g)) {
+                    Err(e) => Some((p.id, p.line, e)),
+                    Ok(_) => None,
+                }
+            });
+            return Err(match culprit {
+                Some((id, line, e)) => ImportError::input(line, e.to_string()).in_group(id, line),
+                None => e.into(),
+            });
+        }
+        let n = pending.len() as u64;
+        summary.groups_stored += n;
+        pending.clear();
+        Ok(n)
+    }
+
+    fn store_mappings(&mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<()> {
+        let mut it = self.staging.iter(TAG_MAP);
+        let mut batch: Vec<(EventId, GroupId)> = Vec::with_capacity(BATCH_MAPPINGS);
+        let mut done = 0;
+        while let Some((_, v)) = it.peek() {
+            let MapRow { line, event, group: g } = decode(v, "staged mapping")?;
+            let ev = EventId::parse(event).map_err(|err| ImportError::input(line, err.to_string()))?;
+            if self.engine.has_group(g)? {
+                batch.push((ev, g));
+            } else {
+                self.summary.mappings_unknown_group += 1;
+            }
+            if batch.len() >= BATCH_MAPPINGS {
+                self.engine.set_event_groups(&batch)?;
+                done += batch.len() as u64;
+                batch.clear();
+                progress(Phase::Mappings, done);
+            }
+            it.advance();
+        }
+        it.status()?;
+        self.engine.set_event_groups(&batch)?;
+        done += batch.len() as u64;
+        progress(Phase::Mappings, done);
+        self.summary.mappings_stored = done;
+        Ok(())
+    }
+}
+
+/// A group ready to store.
+struct Pending {
+    id: GroupId,
+    room: RoomId,
+    event: EventId,
+    prev: Option<GroupId>,
+    delta: StateDelta,
+    full: StateMap,
+    line: u64,
+}

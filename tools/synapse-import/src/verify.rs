@@ -1,0 +1,249 @@
+//! Checking a database against its source: each group's state recomputed
+//! with Synapse's meaning (walk the prev edges, nearest group wins) from the
+//! source rows, compared with what the engine answers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use mxstate_api::{GroupId, StateFilter};
+use mxstate_engine::Engine;
+use mxstate_rocks::Scratch;
+use mxstate_synapse_dump::Record;
+
+use crate::error::{ImportError, Result};
+use crate::groups::GroupWalk;
+use crate::staged::{decode, edge_prev, key, stage, StateRow, TAG_EDGE, TAG_ROW};
+use crate::ImportSummary;
+
+/// A state as plain strings: `(type, state_key) -> event_id`.
+pub type PlainState = BTreeMap<(String, String), String>;
+
+/// States of recent groups kept to extend chains cheaply: at most this
+/// many groups and this many entries in all.
+const MEMO_GROUPS: usize = 256;
+const MEMO_ENTRIES: usize = 2_000_000;
+
+/// One group whose state differs.
+#[derive(Debug, Clone)]
+pub struct Mismatch {
+    pub group: GroupId,
+    pub detail: String,
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    pub groups_checked: u64,
+    pub groups_in_source: u64,
+    pub mismatches: u64,
+    /// The first mismatches, in group order.
+    pub first: Vec<Mismatch>,
+}
+
+/// Compares an engine with a source streamed into it by `add`.
+pub struct Verifier<'e> {
+    engine: &'e Engine,
+    staging: Scratch,
+    summary: ImportSummary,
+}
+
+impl<'e> Verifier<'e> {
+    /// Starts a verification, with a scratch directory under `scratch_parent`.
+    pub fn new(engine: &'e Engine, scratch_parent: &Path) -> Result<Self> {
+        Ok(Verifier {
+            engine,
+            staging: Scratch::create(scratch_parent)?,
+            summary: ImportSummary::default(),
+        })
+    }
+
+    /// Takes one source record (event mappings are not verified).
+    pub fn add(&mut self, record: &Record, line: u64) -> Result<()> {
+        if matches!(record, Record::EventToStateGroup { .. }) {
+            return Ok(());
+        }
+        stage(&mut self.staging, &mut self.summary, record, line)
+    }
+
+    /// Checks every group, or about `sample` of them spread evenly; keeps
+    /// the first `keep` mismatches.
+    pub fn finish(mut self, sample: Option<u64>, keep: usize, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
+        self.staging.flush()?;
+        let total = {
+            let mut n = 0u64;
+            let mut walk = GroupWalk::new(&self.staging);
+            while walk.next_group()?.is_some() {
+                n += 1;
+            }
+            n
+        };
+        let step = match sample {
+            Some(s) if s > 0 && s < total => total.div_ceil(s),
+            _ => 1,
+        };
+        let mut report = VerifyReport {
+            groups_in_source: total,
+            ..VerifyReport::default()
+        };
+        let mut memo: Memo = Memo::default();
+        let mut walk = GroupWalk::new(&self.staging);
+        let mut index = 0u64;
+        while let Some((id, staged)) = walk.next_group()? {
+            index += 1;
+            let chosen = (index - 1).is_multiple_of(step);
+            if !chosen && step > 1 {
+                continue;
+            }
+            let prev = staged.prev.map(|p| p.0);
+            let rows: Vec<((String, String), String)> = staged
+                .rows
+                .into_iter()
+                .map(|(k, e, _)| {
+                    (
+                        (k.event_type().to_owned(), k.state_key().to_owned()),
+                        e.as_str().to_owned(),
+                    )
+                })
+                .collect();
+            let expected = self.expected(id, prev, rows, &mut memo)?;
+            report.groups_checked += 1;
+            if let Some(detail) = self.compare(id, &expected)? {
+                report.mismatches += 1;
+                if report.first.len() < keep {
+                    report.first.push(Mismatch { group: id, detail });
+                }
+            }
+            if report.groups_checked.is_multiple_of(1000) {
+                progress(report.groups_checked);
+            }
+        }
+        progress(report.groups_checked);
+        Ok(report)
+    }
+
+    /// Synapse's answer for group `id`.
+    fn expected(
+        &self,
+        id: GroupId,
+        prev: Option<GroupId>,
+        rows: Vec<((String, String), String)>,
+        memo: &mut Memo,
+    ) -> Result<Arc<PlainState>> {
+        let mut state = match prev {
+            Some(p) => (*self.state_of(p, memo)?).clone(),
+            None => PlainState::new(),
+        };
+        state.extend(rows);
+        let state = Arc::new(state);
+        memo.put(id, state.clone());
+        Ok(state)
+    }
+
+    /// Synapse's answer for any staged group, walking edges to a memo hit or the root.
+    fn state_of(&self, g: GroupId, memo: &mut Memo) -> Result<Arc<PlainState>> {
+        let mut chain = Vec::new();
+        let mut cur = Some(g);
+        let mut base = Arc::new(PlainState::new());
+        while let Some(c) = cur {
+            if let Some(s) = memo.get(c) {
+                base = s;
+                break;
+            }
+            chain.push(c);
+            if chain.len() > 1_000_000 {
+                return Err(ImportError {
+                    line: None,
+                    group: Some(g),
+                    cause: crate::Cause::Input("cycle in state_group_edges".into()),
+                });
+            }
+            let it = self.staging.iter_prefix(&key(TAG_EDGE, &[c]));
+            cur = match it.peek() {
+                Some((k, _)) => Some(edge_prev(k)?),
+                None => None,
+            };
+            it.status()?;
+        }
+        if chain.is_empty() {
+            return Ok(base);
+        }
+        let mut state = (*base).clone();
+        for &c in chain.iter().rev() {
+            let mut it = self.staging.iter_prefix(&key(TAG_ROW, &[c]));
+            while let Some((_, v)) = it.peek() {
+                let r: StateRow<'_> = decode(v, "staged row")?;
+                state.insert((r.event_type.to_owned(), r.state_key.to_owned()), r.event.to_owned());
+                it.advance();
+            }
+            it.status()?;
+        }
+        let state = Arc::new(state);
+        memo.put(g, state.clone());
+        Ok(state)
+    }
+
+    /// A description of how the engine's answer differs, if it does.
+    fn compare(&self, id: GroupId, expected: &PlainState) -> Result<Option<String>> {
+        let got = match self.engine.state_for_group(id, &StateFilter::all()) {
+            Ok(s) => s,
+            Err(mxstate_api::Error::UnknownGroup(_)) => return Ok(Some("missing from mxstate".into())),
+            Err(e) => return Err(e.into()),
+        };
+        let got: PlainState = got
+            .into_iter()
+            .map(|(k, e)| {
+                (
+                    (k.event_type().to_owned(), k.state_key().to_owned()),
+                    e.as_str().to_owned(),
+                )
+            })
+            .collect();
+        if &got == expected {
+            return Ok(None);
+        }
+        let mut diffs = Vec::new();
+        for (k, v) in expected {
+            match got.get(k) {
+                None => diffs.push(format!("missing {k:?} = {v}")),
+                Some(g) if g != v => diffs.push(format!("{k:?}: mxstate {g}, source {v}")),
+                _ => {}
+            }
+        }
+        for (k, v) in &got {
+            if !expected.contains_key(k) {
+                diffs.push(format!("extra {k:?} = {v}"));
+            }
+        }
+        let n = diffs.len();
+        diffs.truncate(3);
+        Ok(Some(format!("{n} differences: {}", diffs.join("; "))))
+    }
+}
+
+/// A small FIFO of recent states.
+#[derive(Default)]
+struct Memo {
+    order: VecDeque<GroupId>,
+    states: BTreeMap<GroupId, Arc<PlainState>>,
+    entries: usize,
+}
+
+impl Memo {
+    fn get(&self, g: GroupId) -> Option<Arc<PlainState>> {
+        self.states.get(&g).cloned()
+    }
+    fn put(&mut self, g: GroupId, s: Arc<PlainState>) {
+        self.entries += s.len();
+        match self.states.insert(g, s) {
+            Some(old) => self.entries -= old.len(),
+            None => self.order.push_back(g),
+        }
+        while self.order.len() > MEMO_GROUPS || (self.entries > MEMO_ENTRIES && self.order.len() > 1) {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some(s) = self.states.remove(&old) {
+                self.entries -= s.len();
+            }
+        }
+    }
+}
