@@ -70,6 +70,12 @@ impl StateFilter {
         }
         self
     }
+    /// Lists a type with no state key: none of that type, whatever
+    /// `include_others` says.
+    pub fn add_none_of(&mut self, event_type: &str) -> &mut Self {
+        self.types.insert(event_type.to_owned(), Some(BTreeSet::new()));
+        self
+    }
     /// Sets whether unlisted types are included.
     pub fn with_include_others(mut self, include_others: bool) -> Self {
         self.include_others = include_others;

@@ -56,7 +56,9 @@ impl RocksKv {
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
         let mut db_opts = Options::default();
         db_opts.create_if_missing(create);
-        db_opts.create_missing_column_families(create);
+        // Families newer than the database's format start empty (the
+        // engine checks the format version once open).
+        db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_max_total_wal_size(256 << 20);
@@ -120,6 +122,27 @@ impl KvStore for RocksKv {
                 return Ok(());
             }
             it.next();
+        }
+        it.status().map_err(rocks)
+    }
+
+    fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        if lower >= upper {
+            return Ok(());
+        }
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_lower_bound(lower.to_vec());
+        ro.set_iterate_upper_bound(upper.to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.handle(cf)?, ro);
+        it.seek_to_last();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !visit(k, v)? {
+                return Ok(());
+            }
+            it.prev();
         }
         it.status().map_err(rocks)
     }

@@ -20,7 +20,7 @@ pub fn open_with(path: &Path, opts: EngineOptions, rocks: &RocksConfig) -> Resul
     if !fresh {
         let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path)
             .map_err(|_| Error::NotADatabase(path.display().to_string()))?;
-        if Cf::ALL.iter().any(|cf| !cfs.iter().any(|n| n == cf.name())) {
+        if Cf::V1.iter().any(|cf| !cfs.iter().any(|n| n == cf.name())) {
             return Err(Error::NotADatabase(path.display().to_string()));
         }
     }

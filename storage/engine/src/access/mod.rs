@@ -8,4 +8,4 @@ mod source;
 
 pub use cache::{Caches, SectionStrings};
 pub use committed::Committed;
-pub use source::{chain_of, Chain, Source};
+pub use source::{at, chain_of, Chain, Source};

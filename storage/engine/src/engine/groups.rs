@@ -1,12 +1,16 @@
 //! Storing groups and reading their state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mxstate_api::{Error, GroupDelta, GroupId, Result, RoomId, StateFilter, StateKey, StateMap};
 
 use crate::access::Source;
+use crate::format::group::GroupRecord;
+use crate::format::keys;
 use crate::format::keys::{ikey_skey, ikey_type, StrKind};
+use crate::kv::Cf;
 use crate::read::{resolve, StateView};
+use crate::write::room_index;
 use crate::write::store::{store_group, Latest};
 use crate::write::NewGroup;
 
@@ -22,13 +26,94 @@ impl Engine {
 
     /// Stores groups atomically, in order (later ones may build on earlier ones).
     pub fn store_groups(&self, groups: &[NewGroup<'_>]) -> Result<Vec<GroupId>> {
+        self.store_groups_at(groups, None)
+    }
+
+    /// [`Engine::store_groups`]; with `now_ms`, the prev groups' pending
+    /// deletions are bumped in the same transaction (Synapse's deletion
+    /// protocol: "the prev group exists and is not being deleted: store").
+    pub fn store_groups_at(&self, groups: &[NewGroup<'_>], now_ms: Option<u64>) -> Result<Vec<GroupId>> {
         self.write(|txn| {
             let mut latest = Latest::default();
             groups
                 .iter()
-                .map(|g| store_group(txn, &self.policy, &mut latest, g))
+                .map(|g| store_group(txn, &self.policy, &mut latest, g, now_ms))
                 .collect()
         })
+    }
+
+    /// `{group: prev}` for the given groups that exist and have a prev.
+    pub fn previous_groups(&self, groups: &BTreeSet<GroupId>) -> Result<BTreeMap<GroupId, GroupId>> {
+        let _shared = self.read_gate()?;
+        let src = self.committed();
+        let mut out = BTreeMap::new();
+        for &g in groups {
+            if let Some(p) = src.record(g)?.filter(|r| !r.ghost).and_then(|r| r.prev) {
+                out.insert(g, p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `{child: prev}` for every group whose prev is one of `groups`.
+    /// Reads the records of the rooms of `groups` (there is no reverse
+    /// index of prev edges).
+    pub fn next_groups(&self, groups: &BTreeSet<GroupId>) -> Result<BTreeMap<GroupId, GroupId>> {
+        let _shared = self.read_gate()?;
+        let src = self.committed();
+        let mut rooms = BTreeSet::new();
+        for &g in groups {
+            if let Some(r) = src.record(g)? {
+                rooms.insert(r.room);
+            }
+        }
+        let mut out = BTreeMap::new();
+        for room in rooms {
+            for (c, ghost) in room_index::members(&*self.kv, room)? {
+                if ghost {
+                    continue;
+                }
+                if let Some(p) = src.existing(c)?.prev.filter(|p| groups.contains(p)) {
+                    out.insert(c, p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The event a group was stored for.
+    pub fn group_event(&self, group: GroupId) -> Result<mxstate_api::EventId> {
+        let _shared = self.read_gate()?;
+        let rec = self.committed().existing(group)?;
+        if rec.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        Ok(mxstate_api::EventId::from_validated(
+            self.text(StrKind::Event, rec.event)?,
+        ))
+    }
+
+    /// The highest group id, if any group exists.
+    pub fn max_group(&self) -> Result<Option<GroupId>> {
+        Ok(self.groups_below(u64::MAX, 1)?.first().copied())
+    }
+
+    /// Up to `limit` ids of existing groups below `before`, descending.
+    pub fn groups_below(&self, before: GroupId, limit: usize) -> Result<Vec<GroupId>> {
+        let _shared = self.read_gate()?;
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.kv
+            .scan_range_rev(Cf::Groups, &[], &keys::group_key(before), &mut |k, v| {
+                let g = keys::parse_u64(k, "groups key")?;
+                if !GroupRecord::decode(g, v)?.ghost {
+                    out.push(g);
+                }
+                Ok(out.len() < limit)
+            })?;
+        Ok(out)
     }
 
     /// The state of each group, restricted to `filter`.

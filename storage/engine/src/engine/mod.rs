@@ -3,6 +3,7 @@
 //! mappings, current state, rooms and purges, export, maintenance.
 
 mod current;
+mod deletion;
 mod events;
 mod export;
 mod groups;
@@ -96,7 +97,13 @@ impl Engine {
                 c
             }
             Some(v) => {
-                FormatVersion::from_bytes(&v)?;
+                if FormatVersion::from_bytes(&v)? == FormatVersion::V1 {
+                    // Version 2 adds the `deletion` column family, which the
+                    // backend created empty: nothing else changes.
+                    let mut b = Batch::default();
+                    b.put(Cf::Meta, meta::FORMAT.to_vec(), FormatVersion::V2.to_bytes().to_vec());
+                    kv.write(b)?;
+                }
                 let c = kv
                     .get(Cf::Meta, meta::COUNTERS)?
                     .ok_or_else(|| Error::corrupt("counters", "meta/counters", "missing"))?;
@@ -158,7 +165,9 @@ impl Engine {
         let out = f(&mut txn)?;
         let (batch, counters, last_ranges, update) = txn.finish();
         let _excl = self.gate.write().map_err(poisoned)?;
-        self.kv.write(batch)?;
+        if !batch.is_empty() {
+            self.kv.write(batch)?;
+        }
         update.apply(&self.caches);
         *writer = Writer { counters, last_ranges };
         Ok(out)

@@ -4,6 +4,7 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod counters;
+pub mod deletion;
 pub mod delta;
 pub mod group;
 pub mod keys;

@@ -5,13 +5,15 @@ use mxstate_api::{Error, Result};
 /// Format versions this build knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FormatVersion {
-    /// The first format (docs/design.md).
+    /// The first format.
     V1 = 1,
+    /// Adds the `deletion` column family (Synapse's deletion protocol).
+    V2 = 2,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V1;
+    pub const CURRENT: FormatVersion = FormatVersion::V2;
 
     /// The 4-byte little-endian value stored under `meta/format`.
     pub fn to_bytes(self) -> [u8; 4] {
@@ -36,6 +38,7 @@ impl TryFrom<u32> for FormatVersion {
     fn try_from(v: u32) -> Result<Self> {
         match v {
             1 => Ok(FormatVersion::V1),
+            2 => Ok(FormatVersion::V2),
             found => Err(Error::UnsupportedFormat {
                 found,
                 supported: FormatVersion::CURRENT as u32,

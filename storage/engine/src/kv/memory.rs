@@ -82,6 +82,28 @@ impl KvStore for MemKv {
         Ok(())
     }
 
+    fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        if lower >= upper {
+            return Ok(());
+        }
+        let items: Vec<(Vec<u8>, Vec<u8>)> = self.read(|m| {
+            m.get(&cf)
+                .map(|f| {
+                    f.range(lower.to_vec()..upper.to_vec())
+                        .rev()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })?;
+        for (k, v) in items {
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         self.read(|m| {
             m.get(&cf).and_then(|f| {
@@ -126,6 +148,13 @@ mod tests {
             Some((vec![1, 2], vec![2]))
         );
         assert_eq!(kv.last_with_prefix(Cf::Meta, &[2]).unwrap(), None);
+        let mut rev = Vec::new();
+        kv.scan_range_rev(Cf::Groups, &[1, 1], &[1, 3], &mut |k, _| {
+            rev.push(k.to_vec());
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(rev, vec![vec![1, 2], vec![1, 1]]);
         assert_eq!(
             kv.multi_get(Cf::Groups, &[vec![1, 1], vec![3]]).unwrap(),
             vec![Some(vec![1]), None]

@@ -4,7 +4,7 @@
 //! onto PostgreSQL and TiKV).
 //!
 //! # What a backend promises
-//! - **Column families**: ten independent key spaces ([`Cf`]), keys and
+//! - **Column families**: eleven independent key spaces ([`Cf`]), keys and
 //!   values arbitrary bytes.
 //! - **Atomic batches**: [`KvStore::write`] applies every operation of a
 //!   [`Batch`] or none, also across a crash; a reader never sees part of one.
@@ -13,7 +13,8 @@
 //! - **Durability** is the backend's configuration, documented there: when
 //!   `write` returns, the batch survives a process crash at least.
 //! - **Ordered scans**: [`KvStore::scan_prefix`] visits keys in ascending
-//!   bytewise order; [`KvStore::last_with_prefix`] gives the greatest.
+//!   bytewise order, [`KvStore::scan_range_rev`] a range in descending
+//!   order; [`KvStore::last_with_prefix`] gives the greatest.
 //!
 //! # What the engine assumes
 //! **One writer process.** The engine keeps id counters and caches of
@@ -40,11 +41,27 @@ pub enum Cf {
     EventGroups,
     GroupEvents,
     CurrentState,
+    Deletion,
 }
 
 impl Cf {
     /// Every column family.
-    pub const ALL: [Cf; 10] = [
+    pub const ALL: [Cf; 11] = [
+        Cf::Meta,
+        Cf::Strings,
+        Cf::Nids,
+        Cf::Groups,
+        Cf::RoomGroups,
+        Cf::Snapshots,
+        Cf::SnapHashes,
+        Cf::EventGroups,
+        Cf::GroupEvents,
+        Cf::CurrentState,
+        Cf::Deletion,
+    ];
+    /// The families every database has had since format version 1 (a
+    /// backend opening a version-1 database creates the others empty).
+    pub const V1: [Cf; 10] = [
         Cf::Meta,
         Cf::Strings,
         Cf::Nids,
@@ -69,6 +86,7 @@ impl Cf {
             Cf::EventGroups => "event_groups",
             Cf::GroupEvents => "group_events",
             Cf::CurrentState => "current_state",
+            Cf::Deletion => "deletion",
         }
     }
 }
@@ -123,6 +141,9 @@ pub trait KvStore: Send + Sync {
     /// Visits keys starting with `prefix` in ascending order until `visit`
     /// returns false.
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()>;
+    /// Visits the keys in `[lower, upper)` in descending order until
+    /// `visit` returns false.
+    fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()>;
     /// The last key-value pair starting with `prefix`.
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
     /// Where the store is, for messages (a directory, a URL).

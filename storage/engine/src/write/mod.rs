@@ -2,6 +2,7 @@
 //! places new groups, the room index, storing groups and purging them.
 
 pub mod chain;
+pub mod deletion;
 pub mod purge;
 pub mod room_index;
 pub mod store;

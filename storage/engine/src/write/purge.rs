@@ -75,6 +75,7 @@ pub fn purge_groups(txn: &mut Txn<'_>, room: RoomNid, room_name: &str, groups: &
             v.extend(lkids.iter().copied());
         }
         forget_events(txn, g)?;
+        forget_deletion_marks(txn, g)?;
         match (&rec.physical, pkids.is_empty()) {
             (Physical::Snapshot(_), false) => {
                 // Children still stand on this snapshot: keep it as a ghost.
@@ -162,6 +163,17 @@ fn reap_ghost(
     Ok(())
 }
 
+/// Removes the deletion-protocol marks of `g` (it is gone).
+fn forget_deletion_marks(txn: &mut Txn<'_>, g: GroupId) -> Result<()> {
+    if txn.pending(g)?.is_some() {
+        txn.set_pending(g, None)?;
+    }
+    for (instance, _) in txn.persisting(g)? {
+        txn.set_persisting(g, &instance, None);
+    }
+    Ok(())
+}
+
 /// Removes the event mappings that point at `g`.
 fn forget_events(txn: &mut Txn<'_>, g: GroupId) -> Result<()> {
     let mut events = Vec::new();
@@ -181,6 +193,7 @@ pub fn purge_room(txn: &mut Txn<'_>, room: RoomNid) -> Result<()> {
     txn.rewriting_records();
     for (g, _) in room_index::members(txn.kv(), room)? {
         forget_events(txn, g)?;
+        forget_deletion_marks(txn, g)?;
         txn.delete_record(g);
     }
     room_index::rewrite(txn, room, &[], &[])?;

@@ -20,6 +20,9 @@ use super::txn::Txn;
 pub enum GroupState<'a> {
     /// `prev`'s state with `delta` applied.
     Delta { prev: GroupId, delta: &'a StateDelta },
+    /// The state of the group stored just before in the same call, with
+    /// `delta` applied (a chain stored in one call, ids not known yet).
+    DeltaOnPrevious { delta: &'a StateDelta },
     /// The whole state; the group has no prev.
     Full(&'a StateMap),
 }
@@ -38,14 +41,31 @@ pub struct NewGroup<'a> {
 /// difference is at most this many entries plus a quarter of the state.
 const FULL_AS_DELTA_SLACK: usize = 64;
 
-/// Per-transaction memory of each room's latest group.
+/// Per-call memory: each room's latest group, and the group stored last.
 #[derive(Default)]
 pub struct Latest {
     groups: FxHashMap<RoomNid, GroupId>,
+    previous: Option<GroupId>,
 }
 
-/// Stores one group in `txn`.
-pub fn store_group(txn: &mut Txn<'_>, policy: &ChainPolicy, latest: &mut Latest, g: &NewGroup<'_>) -> Result<GroupId> {
+/// Stores one group in `txn`. With `now_ms`, a pending deletion of its prev
+/// group is bumped (Synapse's deletion protocol: the prev is in use).
+pub fn store_group(
+    txn: &mut Txn<'_>,
+    policy: &ChainPolicy,
+    latest: &mut Latest,
+    g: &NewGroup<'_>,
+    now_ms: Option<u64>,
+) -> Result<GroupId> {
+    let state = match g.state {
+        GroupState::DeltaOnPrevious { delta } => GroupState::Delta {
+            prev: latest
+                .previous
+                .ok_or_else(|| Error::internal("a group stored on the previous one must not come first in its call"))?,
+            delta,
+        },
+        other => other,
+    };
     let id = match g.id {
         Some(0) => return Err(Error::ReservedGroupId),
         Some(id) => {
@@ -58,7 +78,8 @@ pub fn store_group(txn: &mut Txn<'_>, policy: &ChainPolicy, latest: &mut Latest,
     };
     let room = txn.intern_room(g.room_id.as_str())?;
     let event = txn.intern(StrKind::Event, g.event_id.as_str())?;
-    let rec = match g.state {
+    let rec = match state {
+        GroupState::DeltaOnPrevious { .. } => return Err(Error::internal("DeltaOnPrevious resolved above")),
         GroupState::Delta { prev, delta } => {
             let prev_rec = txn
                 .record(prev)?
@@ -110,6 +131,10 @@ pub fn store_group(txn: &mut Txn<'_>, policy: &ChainPolicy, latest: &mut Latest,
     room_index::append(txn, room, id)?;
     txn.group_used(id)?;
     latest.groups.insert(room, id);
+    latest.previous = Some(id);
+    if let (Some(now), GroupState::Delta { prev, .. }) = (now_ms, state) {
+        super::deletion::bump(txn, prev, now)?;
+    }
     Ok(id)
 }
 

@@ -1,14 +1,16 @@
 //! A write transaction: everything one call writes, gathered into one atomic
 //! batch, with an overlay so later steps see earlier ones.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use mxstate_api::{Error, GroupId, Result};
 
-use crate::access::{intern, Caches, Committed, Source};
+use crate::access::{at, intern, Caches, Committed, Source};
 use crate::format::counters::Counters;
+use crate::format::deletion::{self, Pending};
 use crate::format::group::GroupRecord;
 use crate::format::keys::{self, EventNid, IKey, RoomNid, StrKind, TypeNid};
 use crate::format::snapshot::{Section, SnapHeader};
@@ -63,6 +65,12 @@ pub struct Txn<'a> {
     /// Set when existing records change (purges): cached chains go stale.
     rewrites_records: bool,
     last_ranges: LastRanges,
+    /// Deletion-protocol marks written by this transaction.
+    pending: FxHashMap<GroupId, Option<Pending>>,
+    persisting: BTreeMap<(GroupId, String), Option<u64>>,
+    deletion_seq: Option<u64>,
+    /// The counters as the transaction found them.
+    counters_at_start: Counters,
 }
 
 impl<'a> Txn<'a> {
@@ -81,6 +89,10 @@ impl<'a> Txn<'a> {
             dropped_sections: FxHashSet::default(),
             rewrites_records: false,
             last_ranges,
+            pending: FxHashMap::default(),
+            persisting: BTreeMap::new(),
+            deletion_seq: None,
+            counters_at_start: counters,
         }
     }
 
@@ -354,11 +366,96 @@ impl<'a> Txn<'a> {
             .delete(Cf::RoomGroups, keys::room_group_key(room, tag, g).to_vec());
     }
 
+    /// A group's pending-deletion mark, as this transaction sees it.
+    pub fn pending(&self, g: GroupId) -> Result<Option<Pending>> {
+        if let Some(p) = self.pending.get(&g) {
+            return Ok(*p);
+        }
+        match self.kv.get(Cf::Deletion, &deletion::pending_key(g))? {
+            Some(v) => Ok(Some(Pending::decode(&v).map_err(|e| at(e, format!("deletion/P/{g}")))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets or clears a group's pending-deletion mark (and its time index).
+    pub fn set_pending(&mut self, g: GroupId, p: Option<Pending>) -> Result<()> {
+        if let Some(old) = self.pending(g)? {
+            self.batch
+                .delete(Cf::Deletion, deletion::by_time_key(old.ts, g).to_vec());
+        }
+        match p {
+            Some(p) => {
+                self.batch
+                    .put(Cf::Deletion, deletion::pending_key(g).to_vec(), p.encode());
+                self.batch
+                    .put(Cf::Deletion, deletion::by_time_key(p.ts, g).to_vec(), Vec::new());
+            }
+            None => self.batch.delete(Cf::Deletion, deletion::pending_key(g).to_vec()),
+        }
+        self.pending.insert(g, p);
+        Ok(())
+    }
+
+    /// A new deletion sequence number.
+    pub fn next_deletion_seq(&mut self) -> Result<u64> {
+        let next = match self.deletion_seq {
+            Some(n) => n,
+            None => match self.kv.get(Cf::Deletion, deletion::SEQUENCE)? {
+                Some(v) => deletion::decode_varint(&v, "deletion sequence")?,
+                None => 1,
+            },
+        };
+        let after = next.checked_add(1).ok_or(Error::Capacity {
+            what: "deletion sequence number",
+            value: next,
+            limit: "u64",
+        })?;
+        self.deletion_seq = Some(after);
+        self.batch.put(
+            Cf::Deletion,
+            deletion::SEQUENCE.to_vec(),
+            deletion::encode_varint(after),
+        );
+        Ok(next)
+    }
+
+    /// The persists in flight that use group `g`: `(instance, inserted_ts)`.
+    pub fn persisting(&self, g: GroupId) -> Result<Vec<(String, u64)>> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        self.kv
+            .scan_prefix(Cf::Deletion, &deletion::persisting_prefix(g), &mut |k, v| {
+                let (_, instance) = deletion::parse_persisting_key(k)?;
+                out.insert(instance, deletion::decode_varint(v, "persisting entry")?);
+                Ok(true)
+            })?;
+        for ((og, instance), ts) in &self.persisting {
+            if *og == g {
+                match ts {
+                    Some(ts) => out.insert(instance.clone(), *ts),
+                    None => out.remove(instance),
+                };
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Records (or, with `None`, clears) a persist in flight of `instance` using `g`.
+    pub fn set_persisting(&mut self, g: GroupId, instance: &str, ts: Option<u64>) {
+        let k = deletion::persisting_key(g, instance);
+        match ts {
+            Some(ts) => self.batch.put(Cf::Deletion, k, deletion::encode_varint(ts)),
+            None => self.batch.delete(Cf::Deletion, k),
+        }
+        self.persisting.insert((g, instance.to_owned()), ts);
+    }
+
     /// Writes the counters and hands back the batch and what the caches
     /// must learn once it is committed.
     pub fn finish(mut self) -> (Batch, Counters, LastRanges, CacheUpdate) {
-        self.batch
-            .put(Cf::Meta, keys::meta::COUNTERS.to_vec(), self.counters.encode());
+        if self.counters != self.counters_at_start {
+            self.batch
+                .put(Cf::Meta, keys::meta::COUNTERS.to_vec(), self.counters.encode());
+        }
         let update = CacheUpdate {
             strings: self
                 .new_strings
