@@ -76,6 +76,10 @@ pub struct ExportArgs {
     /// Output SQL file, or - for stdout.
     #[arg(long)]
     pub out: PathBuf,
+    /// Leave out `event_to_state_groups` (it lives in Synapse's main
+    /// database, which keeps its rows when Synapse runs on mxstate).
+    #[arg(long)]
+    pub without_event_mappings: bool,
 }
 
 #[derive(Args, Debug)]

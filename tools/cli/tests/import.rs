@@ -39,6 +39,14 @@ fn fixture_imports_and_verifies_plain_gz_and_zst() {
         assert!(all.contains(k), "export lacks {k}");
         assert!(json.contains(k), "state --json lacks {k}");
     }
+    // Without the event mappings (for a Synapse whose main database kept them).
+    let state_only = ok(&["export", "--db", s(&db), "--out", "-", "--without-event-mappings"]);
+    assert!(
+        all.contains("event_to_state_groups"),
+        "the full export has the mappings"
+    );
+    assert!(!state_only.contains("event_to_state_groups"), "mappings left out");
+    assert!(state_only.contains("state_groups_state"));
 }
 
 #[test]

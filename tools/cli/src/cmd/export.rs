@@ -17,15 +17,16 @@ pub fn run(a: ExportArgs) -> CliResult {
         let f = std::fs::File::create(&a.out).map_err(|e| CliError::io(a.out.display().to_string(), e))?;
         Box::new(f)
     };
-    let rows = export(&engine, out)?;
+    let rows = export(&engine, out, !a.without_event_mappings)?;
     if a.out.as_os_str() != "-" {
         eprintln!("exported {rows} rows to {}", a.out.display());
     }
     Ok(())
 }
 
-/// Writes the database's groups and mappings; returns the rows written.
-pub fn export(engine: &Engine, out: impl Write) -> CliResult<u64> {
+/// Writes the database's groups (and, with `mappings`, its event
+/// mappings); returns the rows written.
+pub fn export(engine: &Engine, out: impl Write, mappings: bool) -> CliResult<u64> {
     let mut w = CopyWriter::new(out);
     w.write_prologue(Schema::DataOnly)?;
     let mut max_id = 0u64;
@@ -60,18 +61,20 @@ pub fn export(engine: &Engine, out: impl Write) -> CliResult<u64> {
         }
         w.end_table()?;
     }
-    w.begin_table(Table::EventToStateGroups)?;
-    let mut failed: Option<CliError> = None;
-    engine.for_each_event_group(&mut |e, g| {
-        if let Err(err) = w.row(&[e.as_str(), &g.to_string()]) {
-            failed.get_or_insert(err.into());
+    if mappings {
+        w.begin_table(Table::EventToStateGroups)?;
+        let mut failed: Option<CliError> = None;
+        engine.for_each_event_group(&mut |e, g| {
+            if let Err(err) = w.row(&[e.as_str(), &g.to_string()]) {
+                failed.get_or_insert(err.into());
+            }
+            Ok(())
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
         }
-        Ok(())
-    })?;
-    if let Some(e) = failed {
-        return Err(e);
+        w.end_table()?;
     }
-    w.end_table()?;
     if max_id > 0 {
         w.set_state_group_sequence(max_id as i64)?;
     }

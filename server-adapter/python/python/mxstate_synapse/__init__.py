@@ -1,0 +1,26 @@
+"""Synapse's state-group storage on mxstate.
+
+`install()` makes Synapse build its state stores on mxstate: it must run
+before Synapse builds its data stores (the launcher `python -m
+mxstate_synapse -c homeserver.yaml` does it). The database is configured by
+a block in homeserver.yaml::
+
+    mxstate:
+      path: /var/lib/mxstate        # required: the database directory
+      cache_mb: 256                 # optional: engine caches
+      sync_writes: true             # optional: fsync every write (default)
+"""
+
+from ._native import (  # noqa: F401
+    BackendError,
+    CapacityError,
+    ConflictError,
+    CorruptError,
+    InternalError,
+    InvalidInputError,
+    MxStateError,
+    NotFoundError,
+    Store,
+    __version__,
+)
+from .install import TESTED_SYNAPSE, install  # noqa: F401

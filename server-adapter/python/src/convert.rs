@@ -1,0 +1,107 @@
+//! Python values to and from mxstate's types.
+
+use std::collections::BTreeSet;
+
+use mxstate_api::{EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
+use mxstate_engine::StateView;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use crate::errors::{invalid, to_py};
+
+/// A room id from Python.
+pub fn room(s: &str) -> PyResult<RoomId> {
+    RoomId::parse(s).map_err(to_py)
+}
+
+/// An event id from Python.
+pub fn event(s: &str) -> PyResult<EventId> {
+    EventId::parse(s).map_err(to_py)
+}
+
+fn key(k: &Bound<'_, PyAny>) -> PyResult<StateKey> {
+    let (t, s): (String, String) = k
+        .extract()
+        .map_err(|_| invalid(format!("state key {k} is not a (type, state_key) pair of strings")))?;
+    StateKey::new(t, s).map_err(to_py)
+}
+
+fn event_of(k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>) -> PyResult<EventId> {
+    let e: String = v
+        .extract()
+        .map_err(|_| invalid(format!("event id {v} of state key {k} is not a string")))?;
+    event(&e)
+}
+
+/// A Synapse state map `{(type, state_key): event_id}`.
+pub fn state_map(d: &Bound<'_, PyDict>) -> PyResult<StateMap> {
+    let mut out = StateMap::with_capacity_and_hasher(d.len(), Default::default());
+    for (k, v) in d.iter() {
+        out.insert(key(&k)?, event_of(&k, &v)?);
+    }
+    Ok(out)
+}
+
+/// A Synapse delta `{(type, state_key): event_id}` (Synapse's deltas never remove keys).
+pub fn delta(d: &Bound<'_, PyDict>) -> PyResult<StateDelta> {
+    let mut out = StateDelta::new();
+    for (k, v) in d.iter() {
+        out.insert(key(&k)?, Some(event_of(&k, &v)?));
+    }
+    Ok(out)
+}
+
+/// A Synapse `StateFilter` given as its parts: `types` maps a type to
+/// `None` (every state key) or a collection of state keys; types not
+/// listed are included when `include_others` is set.
+pub fn filter(types: &Bound<'_, PyDict>, include_others: bool) -> PyResult<StateFilter> {
+    let mut f = StateFilter::none().with_include_others(include_others);
+    for (t, keys) in types.iter() {
+        let t: String = t
+            .extract()
+            .map_err(|_| invalid(format!("filter type {t} is not a string")))?;
+        if keys.is_none() {
+            f.add(&t, None);
+            continue;
+        }
+        let keys: BTreeSet<String> = keys
+            .extract()
+            .map_err(|_| invalid(format!("filter state keys of {t} are not a collection of strings")))?;
+        if keys.is_empty() {
+            // An empty set: none of this type (even with include_others).
+            f.add_none_of(&t);
+        }
+        for k in &keys {
+            f.add(&t, Some(k));
+        }
+    }
+    Ok(f)
+}
+
+/// A set of group ids from Python (any iterable of ints).
+pub fn groups(g: &Bound<'_, PyAny>) -> PyResult<BTreeSet<GroupId>> {
+    let mut out = BTreeSet::new();
+    for item in g.try_iter()? {
+        let item = item?;
+        let id: i64 = item
+            .extract()
+            .map_err(|_| invalid(format!("state group {item} is not an integer")))?;
+        out.insert(group_id(id)?);
+    }
+    Ok(out)
+}
+
+/// One group id from Python.
+pub fn group_id(id: i64) -> PyResult<GroupId> {
+    u64::try_from(id).map_err(|_| invalid(format!("state group {id} is negative")))
+}
+
+/// A state view as a Python dict `{(type, state_key): event_id}`.
+pub fn view_to_dict<'py>(py: Python<'py>, view: &StateView) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (t, k, e) in view.iter() {
+        let key = PyTuple::new(py, [PyString::new(py, t), PyString::new(py, k)])?;
+        d.set_item(key, PyString::new(py, e))?;
+    }
+    Ok(d)
+}
