@@ -73,6 +73,25 @@ fn view_equals_map_for_every_group_and_filter() {
             assert_eq!(b.len(), view.len(), "group {g}: len");
             assert_eq!(a, b.into_iter().collect::<BTreeSet<_>>(), "group {g} filter {f:?}");
             assert_eq!(view.to_map(), map);
+            // The same entries, walked as loose entries plus visible section entries.
+            let mut c: Vec<(String, String, String)> = view
+                .loose()
+                .map(|(t, k, e)| (t.to_owned(), k.to_owned(), e.to_owned()))
+                .collect();
+            for sec in view.sections() {
+                let all: Vec<(&str, &str)> = sec.all().collect();
+                assert_eq!(all.len(), sec.len());
+                for i in sec.visible() {
+                    let (k, e) = all[i];
+                    c.push((sec.event_type().to_owned(), k.to_owned(), e.to_owned()));
+                }
+            }
+            assert_eq!(c.len(), view.len(), "group {g}: sections and loose entries");
+            assert_eq!(
+                a,
+                c.into_iter().collect::<BTreeSet<_>>(),
+                "group {g} filter {f:?}: sections"
+            );
         }
     }
 }

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use mxstate_api::{EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
 use mxstate_engine::StateView;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::PyDict;
 
 use crate::errors::{invalid, to_py};
+use crate::sections::SectionCache;
 
 /// A room id from Python.
 pub fn room(s: &str) -> PyResult<RoomId> {
@@ -96,12 +97,30 @@ pub fn group_id(id: i64) -> PyResult<GroupId> {
     u64::try_from(id).map_err(|_| invalid(format!("state group {id} is negative")))
 }
 
-/// A state view as a Python dict `{(type, state_key): event_id}`.
-pub fn view_to_dict<'py>(py: Python<'py>, view: &StateView) -> PyResult<Bound<'py, PyDict>> {
+/// A state view as a Python dict `{(type, state_key): event_id}`; whole
+/// snapshot sections insert the objects `sections` keeps for them.
+pub fn view_to_dict<'py>(
+    py: Python<'py>,
+    view: &StateView,
+    sections: &mut SectionCache,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    for (t, k, e) in view.iter() {
-        let key = PyTuple::new(py, [PyString::new(py, t), PyString::new(py, k)])?;
-        d.set_item(key, PyString::new(py, e))?;
+    for sec in view.sections() {
+        let objects = sections.get(py, &sec)?;
+        for i in sec.visible() {
+            let (Some(k), Some(e)) = (objects.keys.get(i), objects.events.get(i)) else {
+                return Err(crate::errors::InternalError::new_err(format!(
+                    "section {:?} has no entry {i}",
+                    sec.id()
+                )));
+            };
+            d.set_item(k.bind(py), e.bind(py))?;
+        }
+    }
+    for (key_id, event_id, t, k, e) in view.loose_with_ids() {
+        let key = sections.key(py, key_id, t, k)?;
+        let event = sections.event(py, event_id, e);
+        d.set_item(key.bind(py), event.bind(py))?;
     }
     Ok(d)
 }

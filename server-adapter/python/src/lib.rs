@@ -6,6 +6,7 @@
 
 mod convert;
 mod errors;
+mod sections;
 mod store;
 
 use pyo3::prelude::*;

@@ -12,11 +12,14 @@ use pyo3::types::{PyDict, PyList, PySet, PyTuple};
 
 use crate::convert;
 use crate::errors::{guard, invalid};
+use crate::sections::SectionCache;
 
 /// An open mxstate database (RocksDB in a directory).
 #[pyclass(frozen, module = "mxstate_synapse._native")]
 pub struct Store {
     engine: Mutex<Option<Arc<Engine>>>,
+    /// Python objects of snapshot sections (used with the GIL held only).
+    sections: Mutex<SectionCache>,
     path: PathBuf,
 }
 
@@ -94,8 +97,11 @@ impl Store {
                 mxstate_rocks::open_with(&p, opts, &rocks)
             })
         })?;
+        // Half of the cache budget for Python objects, about 220 bytes an entry.
+        let section_entries = usize::try_from((cache_mb << 20) / 2 / 220).unwrap_or(usize::MAX);
         Ok(Store {
             engine: Mutex::new(Some(Arc::new(engine))),
+            sections: Mutex::new(SectionCache::new(section_entries)),
             path,
         })
     }
@@ -234,10 +240,14 @@ impl Store {
             }
             Ok(out)
         })?;
+        let mut sections = self
+            .sections
+            .lock()
+            .map_err(|_| crate::errors::InternalError::new_err("section cache lock poisoned"))?;
         let result = PyDict::new(py);
         for (g, v) in views {
             let d = match v {
-                Some(v) => convert::view_to_dict(py, &v)?,
+                Some(v) => convert::view_to_dict(py, &v, &mut sections)?,
                 None => PyDict::new(py),
             };
             result.set_item(g, d)?;

@@ -27,7 +27,7 @@ mod write;
 
 pub use engine::{CfStats, Engine, EngineOptions, ExportGroup, Stats};
 pub use kv::{KvMaintenance, KvStore, MemKv};
-pub use read::StateView;
+pub use read::{SectionView, StateView};
 pub use store::EngineStore;
 pub use write::{ChainPolicy, GroupState, NewGroup};
 

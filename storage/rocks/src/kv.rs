@@ -62,6 +62,11 @@ impl RocksKv {
         db_opts.set_max_background_jobs(2);
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_max_total_wal_size(256 << 20);
+        // RocksDB's own info log: warnings and errors, a few small files
+        // (at the info level it writes ~150 KB of options at every open).
+        db_opts.set_log_level(rocksdb::LogLevel::Warn);
+        db_opts.set_keep_log_file_num(4);
+        db_opts.set_max_log_file_size(4 << 20);
         let cfs = Cf::ALL
             .iter()
             .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(&cache, cf)));

@@ -125,6 +125,24 @@ def migration_test(pg: Postgres, stock: Homeserver, stock_record: Record, work: 
     stock.stop()
 
 
+def report_sizes(pg: Postgres, stock: Homeserver, mx: Homeserver) -> None:
+    """Disk of the state after the workload: Synapse's tables against mxstate's database."""
+    import mxstate_synapse
+
+    tables = "'state_groups','state_group_edges','state_groups_state'"
+    pg.psql(stock.db, "-c", "VACUUM ANALYZE")
+    pg_bytes = int(pg.psql(stock.db, "-At", "-c",
+                           f"SELECT sum(pg_total_relation_size(t)) FROM unnest(ARRAY[{tables}]) AS t").strip())
+    assert mx.mxstate is not None
+    store = mxstate_synapse.Store(str(mx.mxstate), create=False)
+    store.compact()
+    stats = store.stats()
+    store.close()
+    log(f"disk after the workload: Synapse's state tables {pg_bytes / 1024:.0f} KiB, the mxstate database "
+        f"{stats['bytes_on_disk'] / 1024:.0f} KiB ({pg_bytes / stats['bytes_on_disk']:.1f}x smaller; "
+        f"{stats['groups']} groups)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, required=True)
@@ -151,6 +169,9 @@ def main() -> None:
         mx.stop()
         mx.start()
         compare(expected, answers(Client(mx), mx_record), "restart: stock vs mxstate after a restart")
+        mx.stop()
+        report_sizes(pg, stock, mx)
+        mx.start()
         crash_test(mx, mx_record, a.members)
         mx.stop()
         migration_test(pg, stock, stock_record, a.work, a.mxstate, a.members)

@@ -6,4 +6,4 @@ pub mod resolve;
 pub mod view;
 
 pub use filter::IFilter;
-pub use view::StateView;
+pub use view::{SectionView, StateView};
