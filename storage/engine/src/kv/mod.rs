@@ -45,20 +45,6 @@ pub enum Cf {
 }
 
 impl Cf {
-    /// Every column family.
-    pub const ALL: [Cf; 11] = [
-        Cf::Meta,
-        Cf::Strings,
-        Cf::Nids,
-        Cf::Groups,
-        Cf::RoomGroups,
-        Cf::Snapshots,
-        Cf::SnapHashes,
-        Cf::EventGroups,
-        Cf::GroupEvents,
-        Cf::CurrentState,
-        Cf::Deletion,
-    ];
     /// The families every database has had since format version 1 (a
     /// backend opening a version-1 database creates the others empty).
     pub const V1: [Cf; 10] = [
@@ -73,6 +59,16 @@ impl Cf {
         Cf::GroupEvents,
         Cf::CurrentState,
     ];
+    /// Every column family: those of version 1, then those added since.
+    pub const ALL: [Cf; 11] = {
+        let mut all = [Cf::Deletion; 11];
+        let mut i = 0;
+        while i < Cf::V1.len() {
+            all[i] = Cf::V1[i];
+            i += 1;
+        }
+        all
+    };
     /// The name on disk.
     pub fn name(self) -> &'static str {
         match self {
@@ -173,4 +169,17 @@ pub trait KvMaintenance {
     fn bytes_on_disk(&self) -> Result<u64>;
     /// Flushes buffers and compacts everything (for size measurements).
     fn compact(&self) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_listed_once_with_distinct_names() {
+        let names: std::collections::BTreeSet<&str> = Cf::ALL.iter().map(|cf| cf.name()).collect();
+        assert_eq!(names.len(), Cf::ALL.len());
+        assert_eq!(&Cf::ALL[..Cf::V1.len()], &Cf::V1[..]);
+        assert_eq!(Cf::ALL[Cf::V1.len()], Cf::Deletion);
+    }
 }
