@@ -74,12 +74,7 @@ impl KvStore for MemKv {
                 })
                 .unwrap_or_default()
         })?;
-        for (k, v) in items {
-            if !visit(&k, &v)? {
-                break;
-            }
-        }
-        Ok(())
+        visit_items(items, visit)
     }
 
     fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
@@ -96,12 +91,7 @@ impl KvStore for MemKv {
                 })
                 .unwrap_or_default()
         })?;
-        for (k, v) in items {
-            if !visit(&k, &v)? {
-                break;
-            }
-        }
-        Ok(())
+        visit_items(items, visit)
     }
 
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -118,6 +108,16 @@ impl KvStore for MemKv {
     fn location(&self) -> String {
         "memory".to_owned()
     }
+}
+
+/// Visits copied-out pairs (the lock is not held) until `visit` says stop.
+fn visit_items(items: Vec<(Vec<u8>, Vec<u8>)>, visit: &mut Visit<'_>) -> Result<()> {
+    for (k, v) in items {
+        if !visit(&k, &v)? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
