@@ -33,7 +33,10 @@ pub fn import(db: &Path, dump: &Path) -> Res<(Engine, ImportSummary, Duration)> 
         let rec = rec?;
         importer.add(&rec, reader.line())?;
     }
-    let summary = importer.finish(&mut |_, _| {})?;
+    let summary = importer
+        .finish(&mut |_, _| {})?
+        .imported()
+        .ok_or("the database already held this import: give an empty directory")?;
     Ok((engine, summary, t.elapsed()))
 }
 

@@ -17,6 +17,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod access;
+mod check;
 mod delta;
 mod engine;
 mod format;
@@ -25,7 +26,9 @@ mod read;
 mod store;
 mod write;
 
+pub use check::{CheckReport, Problem};
 pub use engine::{CfStats, Engine, EngineOptions, ExportGroup, Stats};
+pub use format::record::{decode_record, Record};
 pub use kv::{KvMaintenance, KvStore, MemKv};
 pub use read::{SectionView, StateView};
 pub use store::EngineStore;

@@ -22,6 +22,8 @@ pub enum Command {
     State(StateArgs),
     /// Import Synapse's state tables from a pg_dump or a live database.
     Import(ImportArgs),
+    /// Check every record and index of a database for damage (exit 1 on damage).
+    Check(CheckArgs),
     /// Compare a database with its Synapse source, group by group.
     Verify(VerifyArgs),
     /// Write the database as Synapse's state tables (SQL with COPY blocks).
@@ -123,6 +125,16 @@ pub struct StatsArgs {
     #[arg(long)]
     pub db: PathBuf,
     /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Database directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }

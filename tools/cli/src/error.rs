@@ -23,6 +23,8 @@ pub enum CliError {
     },
     #[error("{0} groups differ from the source")]
     Mismatches(u64),
+    #[error("the database is damaged: {0} problems found")]
+    Damaged(u64),
     #[error("{0}")]
     Synth(#[from] mxstate_synth::SynthError),
     #[error("{path}: {source}")]

@@ -261,6 +261,9 @@ fn interrupted_import_is_refused_then_resumed() {
     );
     let e = fails(&["stats", "--db", s(&db)]);
     assert!(e.contains("did not complete"), "{e}");
+    // What was stored before the kill is whole: the checker finds no damage.
+    let c = ok(&["check", "--db", s(&db)]);
+    assert!(c.contains("an import did not finish") && c.contains("clean"), "{c}");
     assert!(fails(&["state", "--db", s(&db), "--group", "1"]).contains("did not complete"));
     ok(&["import", "--quiet", "--db", s(&db), s(&dump)]);
     let v = ok(&["verify", "--db", s(&db), s(&dump), "--sample", "300"]);

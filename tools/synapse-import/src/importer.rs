@@ -9,6 +9,7 @@ use mxstate_rocks::Scratch;
 use mxstate_synapse_dump::Record;
 
 use crate::error::{ImportError, Result};
+use crate::fingerprint::Fingerprint;
 use crate::groups::{GroupWalk, Staged};
 use crate::staged::{decode, edge_prev, key, stage, MapRow, TAG_EDGE, TAG_GROUP, TAG_MAP, TAG_ROW};
 use crate::{ImportSummary, Phase};
@@ -23,20 +24,50 @@ const BATCH_MAPPINGS: usize = 20_000;
 pub struct Importer<'e> {
     engine: &'e Engine,
     staging: Scratch,
+    description: String,
     resume: bool,
+    fingerprint: Fingerprint,
     summary: ImportSummary,
 }
 
+/// How an import ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// Everything is stored and the database is complete.
+    Imported(ImportSummary),
+    /// The same source was imported completely before (described here);
+    /// nothing was changed.
+    AlreadyComplete { description: String },
+}
+
+impl Finished {
+    /// The summary of an import that stored the source, or `None` when it
+    /// had been imported before.
+    pub fn imported(self) -> Option<ImportSummary> {
+        match self {
+            Finished::Imported(s) => Some(s),
+            Finished::AlreadyComplete { .. } => None,
+        }
+    }
+}
+
 impl<'e> Importer<'e> {
-    /// Starts an import into `engine` (marking the database incomplete),
-    /// spilling to a scratch directory under `scratch_parent`.
+    /// Starts an import into `engine`, spilling to a scratch directory
+    /// under `scratch_parent`. A database that never completed an import is
+    /// marked incomplete at once (so that a failed first import never
+    /// leaves one that looks complete); one that did is left untouched
+    /// until [`Importer::finish`] knows whether this source is new.
     pub fn begin(engine: &'e Engine, description: &str, scratch_parent: &Path) -> Result<Self> {
         let resume = engine.import_marker()?.is_some();
-        engine.begin_import(description)?;
+        if !resume && !engine.any_completed_import()? {
+            engine.begin_import(description)?;
+        }
         Ok(Importer {
             engine,
             staging: Scratch::create(scratch_parent)?,
+            description: description.to_owned(),
             resume,
+            fingerprint: Fingerprint::default(),
             summary: ImportSummary::default(),
         })
     }
@@ -48,17 +79,27 @@ impl<'e> Importer<'e> {
 
     /// Takes one source record; `line` names where it came from in errors.
     pub fn add(&mut self, record: &Record, line: u64) -> Result<()> {
+        self.fingerprint.add(record);
         stage(&mut self.staging, &mut self.summary, record, line)
     }
 
-    /// Stores everything staged, clears the incomplete marker and returns
-    /// the summary. `progress(phase, done)` is called now and then.
-    pub fn finish(mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<ImportSummary> {
+    /// Stores everything staged, syncs, clears the incomplete marker and
+    /// returns the summary; or, when this source was imported completely
+    /// before and the database is complete, changes nothing and says so.
+    /// `progress(phase, done)` is called now and then.
+    pub fn finish(mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<Finished> {
+        let fingerprint = self.fingerprint.value();
+        if !self.resume {
+            if let Some(description) = self.engine.completed_import(fingerprint)? {
+                return Ok(Finished::AlreadyComplete { description });
+            }
+        }
+        self.engine.begin_import(&self.description)?;
         self.staging.flush()?;
         self.store_groups(progress)?;
         self.store_mappings(progress)?;
-        self.engine.finish_import()?;
-        Ok(self.summary)
+        self.engine.finish_import(fingerprint, &self.description)?;
+        Ok(Finished::Imported(self.summary))
     }
 
     fn store_groups(&mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<()> {

@@ -6,19 +6,24 @@
 //! group by group in id order, in atomic batches, keeping Synapse's ids.
 //! While an import runs the database carries an *import incomplete* marker;
 //! opening it for reading fails until an import finishes. Rerunning the
-//! same import resumes: groups already stored are skipped.
+//! same import resumes: groups already stored are skipped. Rerunning an
+//! import that completed changes nothing: the source's [`Fingerprint`]
+//! is remembered with the completion, and [`Finished::AlreadyComplete`]
+//! says so.
 //!
 //! [`Verifier`] recomputes each group's state from the source with
 //! Synapse's meaning and compares it with the database's answer.
 
 mod error;
+mod fingerprint;
 mod groups;
 mod importer;
 mod staged;
 mod verify;
 
 pub use error::{Cause, ImportError, Result};
-pub use importer::Importer;
+pub use fingerprint::Fingerprint;
+pub use importer::{Finished, Importer};
 pub use verify::{Mismatch, PlainState, Verifier, VerifyReport};
 
 /// What an import did.

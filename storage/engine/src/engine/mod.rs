@@ -15,6 +15,7 @@ mod strings;
 pub use export::ExportGroup;
 pub use stats::{CfStats, Stats};
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use mxstate_api::{Error, Result};
@@ -66,6 +67,9 @@ pub struct Engine {
     /// never sees half of a batch's effects in the caches or the store.
     gate: RwLock<()>,
     policy: ChainPolicy,
+    /// Set while an import runs: its batches defer their sync, and
+    /// `finish_import` syncs once before clearing the incomplete marker.
+    bulk: AtomicBool,
 }
 
 /// A lock is poisoned only when a thread panicked holding it: a bug.
@@ -124,6 +128,7 @@ impl Engine {
             }),
             gate: RwLock::new(()),
             policy: opts.policy,
+            bulk: AtomicBool::new(false),
         })
     }
 
@@ -163,7 +168,10 @@ impl Engine {
             std::mem::take(&mut writer.last_ranges),
         );
         let out = f(&mut txn)?;
-        let (batch, counters, last_ranges, update) = txn.finish();
+        let (mut batch, counters, last_ranges, update) = txn.finish();
+        if self.bulk.load(Ordering::Relaxed) {
+            batch.defer_sync();
+        }
         let _excl = self.gate.write().map_err(poisoned)?;
         if !batch.is_empty() {
             self.kv.write(batch)?;

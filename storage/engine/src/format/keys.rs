@@ -58,6 +58,17 @@ pub mod meta {
     pub const COUNTERS: &[u8] = b"counters";
     /// Present while an import runs: its description, UTF-8.
     pub const IMPORT: &[u8] = b"import";
+    /// Prefix of the completed-import keys: this, then the source's
+    /// 16-byte fingerprint (big-endian); value: the description, UTF-8.
+    pub const IMPORT_DONE: &[u8] = b"import-done/";
+
+    /// The key that records a completed import of a source.
+    pub fn import_done_key(fingerprint: u128) -> Vec<u8> {
+        let mut k = Vec::with_capacity(IMPORT_DONE.len() + 16);
+        k.extend_from_slice(IMPORT_DONE);
+        k.extend_from_slice(&fingerprint.to_be_bytes());
+        k
+    }
 }
 
 /// `strings` key: kind byte, then the UTF-8 text.

@@ -8,6 +8,7 @@ pub mod deletion;
 pub mod delta;
 pub mod group;
 pub mod keys;
+pub mod record;
 pub mod snapshot;
 pub mod values;
 pub mod varint;

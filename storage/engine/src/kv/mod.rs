@@ -10,8 +10,12 @@
 //!   [`Batch`] or none, also across a crash; a reader never sees part of one.
 //!   Operations apply in order (a later put of a key wins).
 //! - **Read-your-writes**: once `write` returns, every read sees the batch.
-//! - **Durability** is the backend's configuration, documented there: when
-//!   `write` returns, the batch survives a process crash at least.
+//! - **Durability**: when `write` returns, the batch is on stable storage
+//!   (it survives a power cut), unless the batch was marked
+//!   [`Batch::defer_sync`] or the backend was opened in a less durable mode
+//!   its documentation names. A batch that is not yet durable is still
+//!   atomic: a power cut keeps a prefix of the batches written, whole.
+//!   [`KvStore::sync`] makes every earlier write durable.
 //! - **Ordered scans**: [`KvStore::scan_prefix`] visits keys in ascending
 //!   bytewise order, [`KvStore::scan_range_rev`] a range in descending
 //!   order; [`KvStore::last_with_prefix`] gives the greatest.
@@ -98,6 +102,7 @@ pub enum Op {
 #[derive(Debug, Default)]
 pub struct Batch {
     ops: Vec<Op>,
+    deferred: bool,
 }
 
 impl Batch {
@@ -117,6 +122,15 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+    /// Lets the batch reach stable storage later, at the next durable write
+    /// or [`KvStore::sync`] (bulk loads that sync once at the end).
+    pub fn defer_sync(&mut self) {
+        self.deferred = true;
+    }
+    /// Whether the batch may be written without waiting for stable storage.
+    pub fn sync_deferred(&self) -> bool {
+        self.deferred
+    }
     /// The operations, in order (for backends).
     pub fn into_ops(self) -> Vec<Op> {
         self.ops
@@ -132,8 +146,11 @@ pub trait KvStore: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Many point reads at once, answers in order.
     fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>>;
-    /// Applies a batch atomically.
+    /// Applies a batch atomically; durable when it returns unless the batch
+    /// defers its sync (see the module's promises).
     fn write(&self, batch: Batch) -> Result<()>;
+    /// Makes every write that returned so far durable.
+    fn sync(&self) -> Result<()>;
     /// Visits keys starting with `prefix` in ascending order until `visit`
     /// returns false.
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()>;
@@ -147,6 +164,38 @@ pub trait KvStore: Send + Sync {
     /// Size figures and maintenance, when the backend has them.
     fn maintenance(&self) -> Option<&dyn KvMaintenance> {
         None
+    }
+}
+
+/// A shared store is a store: tests keep a handle on the store an engine
+/// owns (to damage it, to reopen it).
+impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(cf, key)
+    }
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        (**self).multi_get(cf, keys)
+    }
+    fn write(&self, batch: Batch) -> Result<()> {
+        (**self).write(batch)
+    }
+    fn sync(&self) -> Result<()> {
+        (**self).sync()
+    }
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        (**self).scan_prefix(cf, prefix, visit)
+    }
+    fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        (**self).scan_range_rev(cf, lower, upper, visit)
+    }
+    fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        (**self).last_with_prefix(cf, prefix)
+    }
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn maintenance(&self) -> Option<&dyn KvMaintenance> {
+        (**self).maintenance()
     }
 }
 

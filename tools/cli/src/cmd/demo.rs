@@ -105,7 +105,9 @@ importing the bundled real Synapse 1.163 dump (3 rooms, 1,198 state groups) into
     )?;
     let mut source = super::source::Source::Dump(mxstate_synapse_dump::DumpReader::open(&dump)?);
     let mut progress = super::progress::Progress::new("import", true);
-    let summary = super::import::import(&engine, &mut source, &mut progress)?;
+    let summary = super::import::import(&engine, &mut source, &mut progress)?
+        .imported()
+        .ok_or_else(|| CliError::Usage(format!("{} already holds the bundled dump", db.display())))?;
     engine.compact()?;
     let stats = engine.stats()?;
     let structural: u64 = stats
@@ -198,7 +200,10 @@ fn store_synthetic(engine: &Engine, opts: &SynthOptions, scratch: &std::path::Pa
             )?;
         }
     }
-    let summary = importer.finish(&mut |_, _| {})?;
+    let summary = importer
+        .finish(&mut |_, _| {})?
+        .imported()
+        .ok_or_else(|| CliError::Usage("the demo database already holds the sample history".into()))?;
     Ok(Loaded {
         groups: summary.groups_stored,
         rows: summary.rows,

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use mxstate_engine::{Engine, EngineOptions};
-use mxstate_synapse_import::{ImportSummary, Importer, Phase};
+use mxstate_synapse_import::{Finished, ImportSummary, Importer, Phase};
 
 use crate::cli::ImportArgs;
 use crate::error::{CliError, CliResult};
@@ -23,7 +23,14 @@ pub fn run(a: ImportArgs) -> CliResult {
         },
     )?;
     let mut progress = Progress::new("import", a.quiet);
-    let summary = import(&engine, &mut source, &mut progress)?;
+    let summary = match import(&engine, &mut source, &mut progress)? {
+        Finished::Imported(summary) => summary,
+        Finished::AlreadyComplete { description } => {
+            progress.finish();
+            println!("import: already complete ({description}); the database holds this source, nothing was changed");
+            return Ok(());
+        }
+    };
     progress.finish();
     let secs = progress.elapsed();
     engine.compact()?;
@@ -36,7 +43,7 @@ pub fn run(a: ImportArgs) -> CliResult {
 }
 
 /// Imports everything `source` holds into `engine`.
-pub fn import(engine: &Engine, source: &mut Source, progress: &mut Progress) -> CliResult<ImportSummary> {
+pub fn import(engine: &Engine, source: &mut Source, progress: &mut Progress) -> CliResult<Finished> {
     let scratch = scratch_parent(Path::new(&engine.location()));
     let mut importer = Importer::begin(engine, &format!("import of {}", source.name()), &scratch)?;
     if importer.resuming() {

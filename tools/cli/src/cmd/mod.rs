@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod check;
 mod demo;
 mod export;
 mod import;
@@ -21,6 +22,7 @@ use crate::error::CliResult;
 pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Demo(a) => demo::run(a),
+        Command::Check(a) => check::run(a),
         Command::Stats(a) => stats::run(a),
         Command::State(a) => state::run(a),
         Command::Import(a) => import::run(a),

@@ -1,0 +1,168 @@
+//! Interned strings, event mappings, current state and deletion marks.
+
+use mxstate_api::{EventId, Result, RoomId};
+
+use crate::format::deletion;
+use crate::format::keys::{self, ikey_skey, ikey_type, StrKind};
+use crate::format::record::Record;
+use crate::format::values;
+use crate::kv::Cf;
+
+use super::Checker;
+
+impl Checker<'_> {
+    /// `strings` and `nids` are each other's inverse, nids are below their
+    /// counters, and room and event ids are valid.
+    pub(super) fn strings(&mut self) -> Result<()> {
+        self.each(Cf::Strings, |c, r| {
+            if let Record::String { kind, text, nid } = r {
+                c.report.strings += 1;
+                let at = || format!("strings/{}{text}", kind as u8 as char);
+                c.below("string nid", nid, c.string_counter(kind), at);
+                match c.kv.get(Cf::Nids, &keys::nid_key(kind, nid))? {
+                    Some(t) if t == text.as_bytes() => {}
+                    Some(_) => c.problem("strings and nids agree", at(), format!("nid {nid} names another text")),
+                    None => c.problem("strings and nids agree", at(), format!("nid {nid} has no text")),
+                }
+                let valid = match kind {
+                    StrKind::Room => RoomId::parse(&text).map(drop),
+                    StrKind::Event => EventId::parse(&text).map(drop),
+                    StrKind::Type | StrKind::Skey => Ok(()),
+                };
+                if let Err(e) = valid {
+                    c.problem("strings and nids agree", at(), e.to_string());
+                }
+            }
+            Ok(())
+        })?;
+        self.each(Cf::Nids, |c, r| {
+            if let Record::Nid { kind, nid, text } = r {
+                let at = || format!("nids/{}{nid}", kind as u8 as char);
+                match c.kv.get(Cf::Strings, &keys::string_key(kind, &text))? {
+                    Some(v) => match values::decode_string_nid(&v) {
+                        Ok(n) if n == nid => {}
+                        Ok(n) => c.problem("strings and nids agree", at(), format!("its text maps to nid {n}")),
+                        Err(_) => {} // reported by the strings walk
+                    },
+                    None => c.problem("strings and nids agree", at(), "its text is not interned"),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// `event_groups` and `group_events` hold the same pairs, of live groups.
+    pub(super) fn event_mappings(&mut self) -> Result<()> {
+        self.each(Cf::EventGroups, |c, r| {
+            if let Record::EventGroup { event, group } = r {
+                c.report.event_mappings += 1;
+                let at = || format!("event_groups/{event}");
+                c.below("event nid", event, c.counters.event, at);
+                c.live_group(group, at)?;
+                if c.kv
+                    .get(Cf::GroupEvents, &keys::group_event_key(group, event))?
+                    .is_none()
+                {
+                    c.problem(
+                        "event mappings agree",
+                        at(),
+                        format!("no group_events entry for group {group}"),
+                    );
+                }
+            }
+            Ok(())
+        })?;
+        self.each(Cf::GroupEvents, |c, r| {
+            if let Record::GroupEvent { group, event } = r {
+                let at = || format!("group_events/{group}/{event}");
+                match c.kv.get(Cf::EventGroups, &keys::event_key(event))? {
+                    None => c.problem("event mappings agree", at(), "no event_groups entry"),
+                    Some(v) => match values::decode_event_group(&v) {
+                        Ok(g) if g == group => {}
+                        Ok(g) => c.problem("event mappings agree", at(), format!("event_groups maps it to {g}")),
+                        Err(_) => {} // reported by the event_groups walk
+                    },
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// A group that must exist and not be deleted.
+    fn live_group(&mut self, g: u64, at: impl Fn() -> String) -> Result<()> {
+        match self.kv.get(Cf::Groups, &keys::group_key(g))? {
+            None => self.problem("event mappings agree", at(), format!("group {g} does not exist")),
+            Some(v) => {
+                if let Ok(Record::Group { record, .. }) =
+                    crate::format::record::decode_record(Cf::Groups, &keys::group_key(g), &v)
+                {
+                    if record.ghost {
+                        self.problem("event mappings agree", at(), format!("group {g} is deleted (a ghost)"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Current state names interned rooms, keys and events.
+    pub(super) fn current_state(&mut self) -> Result<()> {
+        self.each(Cf::CurrentState, |c, r| {
+            if let Record::Current { room, key, event } = r {
+                let at = || format!("current_state/room {room}");
+                c.below("room nid", u64::from(room), c.counters.room, at);
+                c.below("event type nid", u64::from(ikey_type(key)), c.counters.event_type, at);
+                c.below("state key nid", u64::from(ikey_skey(key)), c.counters.skey, at);
+                c.below("event nid", event, c.counters.event, at);
+            }
+            Ok(())
+        })
+    }
+
+    /// Pending deletions and their time index agree, name existing groups,
+    /// and carry sequence numbers below the next one.
+    pub(super) fn deletion(&mut self) -> Result<()> {
+        let mut next_seq = None;
+        if let Some(v) = self.kv.get(Cf::Deletion, deletion::SEQUENCE)? {
+            next_seq = deletion::decode_varint(&v, "deletion sequence").ok();
+        }
+        self.each(Cf::Deletion, |c, r| {
+            match r {
+                Record::PendingDeletion { group, pending } => {
+                    let at = || format!("deletion/P{group}");
+                    if c.kv.get(Cf::Groups, &keys::group_key(group))?.is_none() {
+                        c.problem("deletion marks agree", at(), "names a group that does not exist");
+                    }
+                    if c.kv
+                        .get(Cf::Deletion, &deletion::by_time_key(pending.ts, group))?
+                        .is_none()
+                    {
+                        c.problem("deletion marks agree", at(), "no entry in the time index");
+                    }
+                    match next_seq {
+                        Some(q) if pending.seq < q => {}
+                        _ => c.problem(
+                            "deletion marks agree",
+                            at(),
+                            format!("sequence {} is not below the next one ({next_seq:?})", pending.seq),
+                        ),
+                    }
+                }
+                Record::DeletionByTime { ts, group } => {
+                    let at = || format!("deletion/T{ts}/{group}");
+                    match c.kv.get(Cf::Deletion, &deletion::pending_key(group))? {
+                        None => c.problem("deletion marks agree", at(), "no pending deletion for the group"),
+                        Some(v) => match deletion::Pending::decode(&v) {
+                            Ok(p) if p.ts == ts => {}
+                            Ok(p) => c.problem("deletion marks agree", at(), format!("the pending mark says {}", p.ts)),
+                            Err(_) => {} // reported with the pending mark
+                        },
+                    }
+                }
+                Record::Persisting { .. } | Record::DeletionSequence(_) => {}
+                other => c.problem("record decodes", "deletion", format!("unexpected record {other:?}")),
+            }
+            Ok(())
+        })
+    }
+}
