@@ -38,3 +38,19 @@ pub use mxstate_api::{
     sorted_entries, Error, ErrorKind, EventId, GroupDelta, GroupId, Result, RoomId, StateDelta, StateFilter, StateKey,
     StateMap,
 };
+
+#[cfg(test)]
+mod checked_build {
+    /// `tests/run` builds the workspace's crates with overflow checks and
+    /// debug assertions, and says so in `MXSTATE_CHECKED_BUILD`.
+    #[test]
+    fn the_test_suite_checks_overflow_and_debug_assertions() {
+        if std::env::var_os("MXSTATE_CHECKED_BUILD").is_none() {
+            return;
+        }
+        assert!(cfg!(debug_assertions), "debug assertions are off");
+        let max = std::hint::black_box(u64::MAX);
+        let wrapped = std::panic::catch_unwind(|| max + std::hint::black_box(1));
+        assert!(wrapped.is_err(), "u64::MAX + 1 did not panic: overflow checks are off");
+    }
+}
