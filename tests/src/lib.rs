@@ -1,6 +1,8 @@
 //! Helpers shared by the cross-crate tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod served;
+
 use mxstate_engine::{ChainPolicy, EngineOptions, EngineStore};
 
 /// Engine options with a tiny chain policy, so that checkpoints and

@@ -1,6 +1,8 @@
 //! Model-based property tests: random operation sequences run against the
-//! reference store and the RocksDB store (reopened at random points); every
-//! answer must be identical.
+//! reference store and the RocksDB store (reopened at random points), and
+//! against the same engine behind `mxstate serve` through `RemoteStore`
+//! (the service restarted at random points); every answer must be
+//! identical.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -8,6 +10,8 @@ use std::collections::BTreeMap;
 use mxstate_api::{GroupContent, GroupWrite, MemoryStore, StateStore};
 use mxstate_engine::EngineStore;
 use mxstate_engine::{EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
+use mxstate_remote::RemoteStore;
+use mxstate_tests::served::Served;
 use mxstate_tests::{runtime, small_policy_options};
 use proptest::prelude::*;
 
@@ -86,10 +90,42 @@ fn filters() -> Vec<StateFilter> {
     ]
 }
 
+/// The store compared with the model.
+enum Subject {
+    /// The engine on RocksDB in this process, and its directory.
+    Rocks(Option<EngineStore>, tempfile::TempDir),
+    /// The engine behind a service, and a client of it.
+    Remote(Option<(Served, RemoteStore)>),
+}
+
+impl Subject {
+    fn store(&self) -> &dyn StateStore {
+        match self {
+            Subject::Rocks(s, _) => s.as_ref().unwrap(),
+            Subject::Remote(s) => &s.as_ref().unwrap().1,
+        }
+    }
+
+    /// Reopens the database (restarts the service, with a new client).
+    fn reopen(&mut self) {
+        match self {
+            Subject::Rocks(s, dir) => {
+                *s = None;
+                *s = Some(mxstate_rocks::open_store(&dir.path().join("db"), small_policy_options()).unwrap());
+            }
+            Subject::Remote(s) => {
+                let (served, _) = s.take().unwrap();
+                let served = served.restart(small_policy_options());
+                let client = served.client();
+                *s = Some((served, client));
+            }
+        }
+    }
+}
+
 struct Harness {
     model: MemoryStore,
-    rocks: Option<EngineStore>,
-    dir: tempfile::TempDir,
+    subject: Subject,
     groups: Vec<GroupId>,
     next_event: u64,
 }
@@ -104,10 +140,10 @@ macro_rules! both {
             same($call.await)
         };
         let b = {
-            let $s: &dyn StateStore = $h.rocks();
+            let $s: &dyn StateStore = $h.subject.store();
             same($call.await)
         };
-        assert_eq!(a, b, "model and rocks disagree on {}", stringify!($call));
+        assert_eq!(a, b, "model and store disagree on {}", stringify!($call));
         a
     }};
 }
@@ -127,19 +163,22 @@ fn sorted(m: &BTreeMap<GroupId, StateMap>) -> Vec<(GroupId, Vec<(StateKey, Event
 }
 
 impl Harness {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let rocks = mxstate_rocks::open_store(&dir.path().join("db"), small_policy_options()).unwrap();
+    fn new(remote: bool) -> Self {
+        let subject = if remote {
+            let served = Served::start(small_policy_options());
+            let client = served.client();
+            Subject::Remote(Some((served, client)))
+        } else {
+            let dir = tempfile::tempdir().unwrap();
+            let rocks = mxstate_rocks::open_store(&dir.path().join("db"), small_policy_options()).unwrap();
+            Subject::Rocks(Some(rocks), dir)
+        };
         Harness {
             model: MemoryStore::new(),
-            rocks: Some(rocks),
-            dir,
+            subject,
             groups: Vec::new(),
             next_event: 1,
         }
-    }
-    fn rocks(&self) -> &EngineStore {
-        self.rocks.as_ref().unwrap()
     }
     fn event(&mut self) -> EventId {
         self.next_event += 1;
@@ -225,17 +264,13 @@ impl Harness {
                 both!(self, s => s.set_state_groups_for_events(vec![(e.clone(), g)])).ok();
                 both!(self, s => s.state_groups_for_events(vec![e.clone()])).ok();
             }
-            Op::Reopen => {
-                self.rocks = None;
-                self.rocks =
-                    Some(mxstate_rocks::open_store(&self.dir.path().join("db"), small_policy_options()).unwrap());
-            }
+            Op::Reopen => self.subject.reopen(),
         }
     }
 
     async fn store(&mut self, w: Vec<GroupWrite>) {
         let a = self.model.store_state_groups(w.clone()).await;
-        let b = self.rocks().store_state_groups(w).await;
+        let b = self.subject.store().store_state_groups(w).await;
         let (a, b) = (a.map_err(|e| e.to_string()), b.map_err(|e| e.to_string()));
         assert_eq!(a, b, "store disagrees");
         if let Ok(ids) = a {
@@ -254,7 +289,12 @@ impl Harness {
                 .state_for_groups(gs.clone(), f.clone())
                 .await
                 .map(|m| sorted(&m));
-            let b = self.rocks().state_for_groups(gs, f.clone()).await.map(|m| sorted(&m));
+            let b = self
+                .subject
+                .store()
+                .state_for_groups(gs, f.clone())
+                .await
+                .map(|m| sorted(&m));
             assert_eq!(
                 a.map_err(|e| e.to_string()),
                 b.map_err(|e| e.to_string()),
@@ -267,22 +307,35 @@ impl Harness {
     }
 }
 
+fn run(ops: &[Op], remote: bool) {
+    runtime().block_on(async {
+        let mut h = Harness::new(remote);
+        for (i, op) in ops.iter().enumerate() {
+            h.apply(op).await;
+            if i % 8 == 7 {
+                h.check_all().await;
+            }
+        }
+        h.check_all().await;
+        h.apply(&Op::Reopen).await;
+        h.check_all().await;
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn rocks_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
-        runtime().block_on(async {
-            let mut h = Harness::new();
-            for (i, op) in ops.iter().enumerate() {
-                h.apply(op).await;
-                if i % 8 == 7 {
-                    h.check_all().await;
-                }
-            }
-            h.check_all().await;
-            h.apply(&Op::Reopen).await;
-            h.check_all().await;
-        });
+        run(&ops, false);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn remote_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run(&ops, true);
     }
 }

@@ -74,6 +74,19 @@ pub enum Error {
     #[error("{0}: not an mxstate database")]
     NotADatabase(String),
 
+    /// A service address that is not `unix:PATH` or `tcp:HOST:PORT`.
+    #[error("invalid service address {0}")]
+    InvalidAddress(String),
+    /// A request that breaks the protocol's rules.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The state service cannot be reached (down, restarting, refusing).
+    #[error("state service {address} unavailable: {reason}")]
+    Unavailable { address: String, reason: String },
+    /// An error the state service reported, with its kind.
+    #[error("{message}")]
+    Remote { kind: ErrorKind, message: String },
+
     /// A caller-chosen group id that is already used.
     #[error("state group id {0} is already taken")]
     GroupIdTaken(u64),
@@ -133,12 +146,15 @@ impl Error {
             | Error::ReservedGroupId
             | Error::PrevGroupInOtherRoom { .. }
             | Error::GroupNotInRoom { .. }
-            | Error::NotADatabase(_) => ErrorKind::InvalidInput,
+            | Error::NotADatabase(_)
+            | Error::InvalidAddress(_)
+            | Error::InvalidRequest(_) => ErrorKind::InvalidInput,
             Error::GroupIdTaken(_) | Error::ImportIncomplete(_) => ErrorKind::Conflict,
             Error::Corrupt { .. } | Error::UnsupportedFormat { .. } => ErrorKind::Corrupt,
             Error::Capacity { .. } => ErrorKind::Capacity,
             Error::Io { .. } => ErrorKind::Backend,
-            Error::Backend { kind, .. } => *kind,
+            Error::Backend { kind, .. } | Error::Remote { kind, .. } => *kind,
+            Error::Unavailable { .. } => ErrorKind::Backend,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -22,6 +22,8 @@ pub enum Command {
     State(StateArgs),
     /// Import Synapse's state tables from a pg_dump or a live database.
     Import(ImportArgs),
+    /// Serve a database to many processes (one owner, many clients).
+    Serve(ServeArgs),
     /// Check every record and index of a database for damage (exit 1 on damage).
     Check(CheckArgs),
     /// Compare a database with its Synapse source, group by group.
@@ -127,6 +129,26 @@ pub struct StatsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Database directory (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// `unix:PATH` (access by file permissions) or `tcp:HOST:PORT`
+    /// (loopback unless --secret-file is given).
+    #[arg(long)]
+    pub listen: String,
+    /// A file holding the shared secret clients must prove (16 bytes or more).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Largest request or answer, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub max_frame_mb: u32,
+    /// Most clients connected at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ mod demo;
 mod export;
 mod import;
 mod progress;
+mod serve;
 pub mod source;
 mod state;
 mod stats;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Check(a) => check::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Stats(a) => stats::run(a),
         Command::State(a) => state::run(a),
         Command::Import(a) => import::run(a),

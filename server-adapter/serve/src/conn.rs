@@ -1,0 +1,161 @@
+//! One client connection: the handshake, then pipelined requests.
+//!
+//! Reading stops while `max_in_flight` requests of the connection are
+//! running (backpressure reaches the client through the socket), a frame
+//! over the limit, a frame that does not decode, or one that does not
+//! arrive whole within the frame deadline closes the connection with a
+//! logged reason. Requests already running finish and are answered if
+//! the client is still there; an engine write is atomic, so a client that
+//! goes away mid-request leaves it applied whole or not at all.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::timeout;
+use tracing::{debug, info, warn};
+
+use mxstate_remote::auth::{self, ClientHello, ServerHello, Welcome, MAGIC, VERSION};
+use mxstate_remote::frame::{self, FrameError};
+use mxstate_remote::wire::{Op, Request, Response, WError};
+
+use crate::dispatch;
+use crate::server::Shared;
+
+/// Serves one client until it leaves, breaks the protocol, or the service
+/// shuts down.
+pub async fn handle<S>(stream: S, peer: String, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    let limits = &shared.limits;
+    match timeout(limits.handshake_timeout, handshake(&mut r, &mut w, &shared)).await {
+        Ok(Ok(())) => debug!(%peer, "client accepted"),
+        Ok(Err(why)) => {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            warn!(%peer, reason = %why, "client refused");
+            return;
+        }
+        Err(_) => {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            warn!(%peer, "client refused: no handshake within {:?}", limits.handshake_timeout);
+            return;
+        }
+    }
+    let max = limits.max_frame;
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let (tx, mut rx) = mpsc::channel::<Response>(limits.max_in_flight * 2);
+    let writer = tokio::spawn(async move {
+        while let Some(resp) = rx.recv().await {
+            match frame::encode(&resp, max) {
+                Ok(bytes) => {
+                    if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => warn!("answer to request {} not sent: {e}", resp.id),
+            }
+        }
+    });
+    let reason = loop {
+        let len = tokio::select! {
+            _ = shutdown.changed() => break "the service is shutting down".to_owned(),
+            len = frame::read_len(&mut r, max) => len,
+        };
+        let len = match len {
+            Ok(l) => l,
+            Err(FrameError::Closed) => break "client closed the connection".to_owned(),
+            Err(e) => break e.to_string(),
+        };
+        let req: Request = match timeout(limits.frame_timeout, frame::read_body(&mut r, len, max)).await {
+            Ok(Ok(req)) => req,
+            Ok(Err(e)) => break e.to_string(),
+            Err(_) => {
+                break format!(
+                    "a frame of {len} bytes did not arrive within {:?}",
+                    limits.frame_timeout
+                )
+            }
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break "internal: request limiter closed".to_owned();
+        };
+        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let (shared, tx) = (shared.clone(), tx.clone());
+        tokio::spawn(async move {
+            let result = run(&shared, req.op).await;
+            if result.is_err() {
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = tx
+                .send(Response {
+                    id: req.id,
+                    result: result.map_err(|e| WError::from_error(&e)),
+                })
+                .await;
+            drop(permit);
+        });
+    };
+    if reason == "client closed the connection" {
+        debug!(%peer, "client left");
+    } else {
+        info!(%peer, %reason, "connection closed");
+    }
+    // Let the running requests finish and their answers go out.
+    let all = u32::try_from(limits.max_in_flight).unwrap_or(u32::MAX);
+    let _ = in_flight.acquire_many(all).await;
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn run(shared: &Arc<Shared>, op: Op) -> mxstate_api::Result<mxstate_remote::wire::Reply> {
+    if op == Op::Stats {
+        let s = shared.clone();
+        return tokio::task::spawn_blocking(move || s.stats_json())
+            .await
+            .map_err(|e| mxstate_api::Error::internal(format!("stats task failed: {e}")))?
+            .map(mxstate_remote::wire::Reply::Stats);
+    }
+    dispatch::run(&shared.store, op).await
+}
+
+/// The server's side of the handshake; `Err` carries the logged reason.
+async fn handshake<R, W>(r: &mut R, w: &mut W, shared: &Shared) -> Result<(), String>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let max = shared.limits.max_frame;
+    let nonce = auth::nonce().map_err(|e| format!("no random nonce: {e}"))?;
+    let hello = ServerHello {
+        magic: MAGIC,
+        version: VERSION,
+        secret_required: shared.secret.is_some(),
+        nonce,
+    };
+    frame::write(w, &hello, max).await.map_err(|e| e.to_string())?;
+    // A hello is small: no need to accept a big frame before the client is known.
+    let answer: ClientHello = frame::read(r, 1024).await.map_err(|e| format!("hello: {e}"))?;
+    let refusal = if answer.magic != MAGIC {
+        Some("not an mxstate client (bad magic)".to_owned())
+    } else if answer.version != VERSION {
+        Some(format!(
+            "client speaks protocol version {}, this service {VERSION}",
+            answer.version
+        ))
+    } else if let Some(secret) = &shared.secret {
+        let ok = answer.proof.is_some_and(|p| secret.verify(&nonce, &p));
+        (!ok).then(|| "wrong or missing shared secret".to_owned())
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        let _ = frame::write(w, &Welcome::Refused(why.clone()), max).await;
+        return Err(why);
+    }
+    frame::write(w, &Welcome::Accepted, max)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,65 @@
+//! One request run against the engine's `StateStore`.
+
+use mxstate_api::{Result, StateStore};
+use mxstate_engine::EngineStore;
+use mxstate_remote::wire::{self, Op, Reply};
+
+/// Runs `op` (not [`Op::Stats`], which the connection answers).
+pub async fn run(store: &EngineStore, op: Op) -> Result<Reply> {
+    Ok(match op {
+        Op::StoreGroups(groups) => {
+            let groups = groups.into_iter().map(wire::group_in).collect::<Result<Vec<_>>>()?;
+            Reply::Ids(store.store_state_groups(groups).await?)
+        }
+        Op::StateForGroups { groups, filter } => {
+            let states = store.state_for_groups(groups, wire::filter_in(filter)?).await?;
+            Reply::States(wire::states_out(&states))
+        }
+        Op::GroupDelta(g) => Reply::Delta(
+            store
+                .state_group_delta(g)
+                .await?
+                .map(|d| (d.prev_group, wire::delta_out(&d.delta))),
+        ),
+        Op::SetEventGroups(pairs) => {
+            let pairs = pairs
+                .into_iter()
+                .map(|(e, g)| Ok((mxstate_api::EventId::parse(e)?, g)))
+                .collect::<Result<Vec<_>>>()?;
+            store.set_state_groups_for_events(pairs).await?;
+            Reply::Done
+        }
+        Op::EventGroups(events) => {
+            let events = events
+                .into_iter()
+                .map(mxstate_api::EventId::parse)
+                .collect::<Result<Vec<_>>>()?;
+            let m = store.state_groups_for_events(events).await?;
+            Reply::EventGroups(m.into_iter().map(|(e, g)| (e.as_str().to_owned(), g)).collect())
+        }
+        Op::SetCurrentState { room, state } => {
+            store
+                .set_current_state(mxstate_api::RoomId::parse(room)?, wire::state_in(state)?)
+                .await?;
+            Reply::Done
+        }
+        Op::CurrentState { room, filter } => {
+            let s = store
+                .current_state(mxstate_api::RoomId::parse(room)?, wire::filter_in(filter)?)
+                .await?;
+            Reply::State(wire::state_out(&s))
+        }
+        Op::RoomGroups(room) => Reply::Ids(store.room_groups(mxstate_api::RoomId::parse(room)?).await?),
+        Op::PurgeRoom(room) => {
+            store.purge_room(mxstate_api::RoomId::parse(room)?).await?;
+            Reply::Done
+        }
+        Op::PurgeUnreferenced { room, groups } => {
+            store
+                .purge_unreferenced_groups(mxstate_api::RoomId::parse(room)?, groups)
+                .await?;
+            Reply::Done
+        }
+        Op::Stats => return Err(mxstate_api::Error::internal("stats is answered by the connection")),
+    })
+}
