@@ -87,6 +87,12 @@ pub enum Error {
     #[error("{message}")]
     Remote { kind: ErrorKind, message: String },
 
+    /// Another process has the database open (a running `mxstate serve`).
+    #[error(
+        "{0}: the database is in use by another process (a running `mxstate serve`? read through it with --server)"
+    )]
+    DatabaseInUse(String),
+
     /// A caller-chosen group id that is already used.
     #[error("state group id {0} is already taken")]
     GroupIdTaken(u64),
@@ -149,7 +155,7 @@ impl Error {
             | Error::NotADatabase(_)
             | Error::InvalidAddress(_)
             | Error::InvalidRequest(_) => ErrorKind::InvalidInput,
-            Error::GroupIdTaken(_) | Error::ImportIncomplete(_) => ErrorKind::Conflict,
+            Error::GroupIdTaken(_) | Error::ImportIncomplete(_) | Error::DatabaseInUse(_) => ErrorKind::Conflict,
             Error::Corrupt { .. } | Error::UnsupportedFormat { .. } => ErrorKind::Corrupt,
             Error::Capacity { .. } => ErrorKind::Capacity,
             Error::Io { .. } => ErrorKind::Backend,

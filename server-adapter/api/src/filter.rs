@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::error::{Error, Result};
+
 /// Which part of a state to return.
 ///
 /// For each listed type: `None` means every state key of that type,
@@ -43,6 +45,40 @@ impl StateFilter {
             f.add(t, k);
         }
         f
+    }
+    /// The filter of the command-line form `--type TYPE[,STATE_KEY]`, one
+    /// argument per element of `types`: `TYPE` alone lists every state key
+    /// of the type, `TYPE,KEY` one key (everything after the first comma,
+    /// which may be empty or hold more commas). No argument at all means
+    /// everything (`include_others` is then ignored); otherwise unlisted
+    /// types are returned as `include_others` says.
+    ///
+    /// Errors: [`Error::EmptyEventType`] (kind `InvalidInput`, carrying the
+    /// argument's state key) for an argument whose type is empty, such as
+    /// `""` or `",key"`; [`StateFilter::parse_type_arg`] tells which.
+    pub fn from_type_args(types: &[impl AsRef<str>], include_others: bool) -> Result<Self> {
+        if types.is_empty() {
+            return Ok(StateFilter::all());
+        }
+        let mut f = StateFilter::none().with_include_others(include_others);
+        for arg in types {
+            let (event_type, state_key) = Self::parse_type_arg(arg.as_ref())?;
+            f.add(event_type, state_key);
+        }
+        Ok(f)
+    }
+    /// Splits one `TYPE[,STATE_KEY]` argument at its first comma: the type
+    /// and, when there is a comma, the state key. Fails with
+    /// [`Error::EmptyEventType`] when the type is empty.
+    pub fn parse_type_arg(arg: &str) -> Result<(&str, Option<&str>)> {
+        let (event_type, state_key) = match arg.split_once(',') {
+            Some((event_type, state_key)) => (event_type, Some(state_key)),
+            None => (arg, None),
+        };
+        if event_type.is_empty() {
+            return Err(Error::EmptyEventType(state_key.unwrap_or_default().to_owned()));
+        }
+        Ok((event_type, state_key))
     }
     /// Everything but the given types.
     pub fn all_except_types<'a>(types: impl IntoIterator<Item = &'a str>) -> Self {
@@ -139,5 +175,32 @@ mod tests {
         assert!(!some.matches("m.room.member", "@c:d"));
         some.add("m.room.member", None);
         assert!(some.matches("m.room.member", "@c:d"));
+    }
+
+    #[test]
+    fn type_args() {
+        let none: [&str; 0] = [];
+        assert_eq!(
+            StateFilter::from_type_args(&none, false).expect("empty"),
+            StateFilter::all()
+        );
+        let f =
+            StateFilter::from_type_args(&["m.room.member,@a:b", "m.room.name", "x,a,b", "y,"], false).expect("parses");
+        assert!(f.matches("m.room.member", "@a:b") && !f.matches("m.room.member", "@c:d"));
+        assert!(f.matches("m.room.name", "anything"));
+        assert!(f.matches("x", "a,b") && !f.matches("x", "a"));
+        assert!(f.matches("y", "") && !f.matches("y", "z"));
+        assert!(!f.matches("m.room.topic", ""));
+        let others = StateFilter::from_type_args(&["m.room.member,@a:b"], true).expect("parses");
+        assert!(others.matches("m.room.topic", "") && !others.matches("m.room.member", "@c:d"));
+        for bad in ["", ",", ",key"] {
+            let err = StateFilter::from_type_args(&["ok", bad], false).expect_err(bad);
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{bad:?}");
+            assert!(StateFilter::parse_type_arg(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            StateFilter::parse_type_arg("t,k,l").expect("parses"),
+            ("t", Some("k,l"))
+        );
     }
 }

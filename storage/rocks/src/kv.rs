@@ -76,7 +76,14 @@ impl RocksKv {
         let cfs = Cf::ALL
             .iter()
             .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(&cache, cf)));
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks)?;
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
+            // RocksDB's file lock: another process holds the database.
+            if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("lock file") {
+                Error::DatabaseInUse(path.display().to_string())
+            } else {
+                rocks(e)
+            }
+        })?;
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(config.sync_writes);
         let mut deferred_opts = WriteOptions::default();

@@ -45,6 +45,22 @@ pub struct SourceArgs {
     pub postgres: Option<String>,
 }
 
+/// The database to read: a directory, or a running `mxstate serve`.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// Database directory.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// A running `mxstate serve` (`unix:PATH` or `tcp:HOST:PORT`), read
+    /// while it serves.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// With --server: a file holding the service's shared secret.
+    #[arg(long, requires = "server")]
+    pub secret_file: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// Database directory (created if missing).
@@ -59,9 +75,8 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Database directory.
-    #[arg(long)]
-    pub db: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
     #[command(flatten)]
     pub source: SourceArgs,
     /// Check about N groups spread over the source instead of all.
@@ -123,9 +138,8 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// Database directory.
-    #[arg(long)]
-    pub db: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -163,9 +177,8 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct StateArgs {
-    /// Database directory.
-    #[arg(long)]
-    pub db: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// A state group (repeatable).
     #[arg(long = "group")]
     pub groups: Vec<u64>,

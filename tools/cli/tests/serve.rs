@@ -225,3 +225,26 @@ fn two_clients_share_rooms_and_survive_a_kill() {
     let out = ok(&["check", "--db", s(&db)]);
     assert!(out.contains("clean"), "{out}");
 }
+
+#[test]
+fn state_stats_and_verify_read_through_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, sock) = (dir.path().join("db"), dir.path().join("mx.sock"));
+    ok(&["import", "--quiet", "--db", s(&db), s(&common::fixture())]);
+    let offline = ok(&["state", "--db", s(&db), "--group", "1142", "--json"]);
+    let mut server = start(&db, &sock);
+    let addr = format!("unix:{}", s(&sock));
+    // The directory is the service's now: a clear refusal, not a lock error.
+    let e = common::fails(&["state", "--db", s(&db), "--group", "1142"]);
+    assert!(e.contains("in use by another process"), "{e}");
+    let online = ok(&["state", "--server", &addr, "--group", "1142", "--json"]);
+    assert_eq!(online, offline);
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["stats", "--server", &addr, "--json"])).unwrap();
+    assert_eq!(stats["database"]["groups"], 1198);
+    let v = ok(&["verify", "--server", &addr, s(&common::fixture())]);
+    assert!(v.contains("checked 1198 of 1198 groups: 0 mismatches"), "{v}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let e = common::fails(&["stats", "--server", &addr]);
+    assert!(e.contains("unavailable"), "{e}");
+}

@@ -24,7 +24,7 @@ mod verify;
 pub use error::{Cause, ImportError, Result};
 pub use fingerprint::Fingerprint;
 pub use importer::{Finished, Importer};
-pub use verify::{Mismatch, PlainState, Verifier, VerifyReport};
+pub use verify::{GroupStates, Mismatch, PlainState, Verifier, VerifyReport};
 
 /// What an import did.
 #[derive(Debug, Clone, Default)]

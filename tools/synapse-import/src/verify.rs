@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
-use mxstate_api::{GroupId, StateFilter};
+use mxstate_api::{GroupId, StateFilter, StateMap};
 use mxstate_engine::Engine;
 use mxstate_rocks::Scratch;
 use mxstate_synapse_dump::Record;
@@ -41,16 +41,29 @@ pub struct VerifyReport {
     pub first: Vec<Mismatch>,
 }
 
-/// Compares an engine with a source streamed into it by `add`.
+/// Where a verification reads each group's state: an open engine, or a
+/// client of a running service.
+pub trait GroupStates {
+    /// The whole state of `group`.
+    fn group_state(&self, group: GroupId) -> mxstate_api::Result<StateMap>;
+}
+
+impl GroupStates for Engine {
+    fn group_state(&self, group: GroupId) -> mxstate_api::Result<StateMap> {
+        self.state_for_group(group, &StateFilter::all())
+    }
+}
+
+/// Compares a database with a source streamed into it by `add`.
 pub struct Verifier<'e> {
-    engine: &'e Engine,
+    engine: &'e dyn GroupStates,
     staging: Scratch,
     summary: ImportSummary,
 }
 
 impl<'e> Verifier<'e> {
     /// Starts a verification, with a scratch directory under `scratch_parent`.
-    pub fn new(engine: &'e Engine, scratch_parent: &Path) -> Result<Self> {
+    pub fn new(engine: &'e dyn GroupStates, scratch_parent: &Path) -> Result<Self> {
         Ok(Verifier {
             engine,
             staging: Scratch::create(scratch_parent)?,
@@ -185,7 +198,7 @@ impl<'e> Verifier<'e> {
 
     /// A description of how the engine's answer differs, if it does.
     fn compare(&self, id: GroupId, expected: &PlainState) -> Result<Option<String>> {
-        let got = match self.engine.state_for_group(id, &StateFilter::all()) {
+        let got = match self.engine.group_state(id) {
             Ok(s) => s,
             Err(mxstate_api::Error::UnknownGroup(_)) => return Ok(Some("missing from mxstate".into())),
             Err(e) => return Err(e.into()),

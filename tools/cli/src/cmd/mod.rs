@@ -10,6 +10,7 @@ pub mod source;
 mod state;
 mod stats;
 mod synth;
+mod target;
 mod verify;
 
 use std::path::Path;

@@ -19,6 +19,7 @@ pub fn run(a: ServeArgs) -> CliResult {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let addr = Addr::parse(&a.listen)?;
     let secret = match &a.secret_file {

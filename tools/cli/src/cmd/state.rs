@@ -6,23 +6,15 @@ use serde_json::json;
 use crate::cli::StateArgs;
 use crate::error::{CliError, CliResult};
 
-/// Parses the `--type` arguments into a filter.
+/// Parses the `--type` arguments into a filter
+/// ([`StateFilter::from_type_args`]); an empty type is a usage error.
 pub fn parse_filter(types: &[String], include_others: bool) -> CliResult<StateFilter> {
-    if types.is_empty() {
-        return Ok(StateFilter::all());
-    }
-    let mut f = StateFilter::none().with_include_others(include_others);
-    for t in types {
-        let (ty, key) = match t.split_once(',') {
-            Some((ty, key)) => (ty, Some(key)),
-            None => (t.as_str(), None),
-        };
-        if ty.is_empty() {
-            return Err(CliError::Usage(format!("--type {t:?}: empty event type")));
+    StateFilter::from_type_args(types, include_others).map_err(|err| {
+        match types.iter().find(|t| StateFilter::parse_type_arg(t).is_err()) {
+            Some(t) => CliError::Usage(format!("--type {t:?}: empty event type")),
+            None => err.into(),
         }
-        f.add(ty, key);
-    }
-    Ok(f)
+    })
 }
 
 /// Runs `mxstate state`.
@@ -31,11 +23,11 @@ pub fn run(a: StateArgs) -> CliResult {
         return Err(CliError::Usage("give at least one --group or --event".into()));
     }
     let filter = parse_filter(&a.types, a.include_others)?;
-    let engine = super::open_existing(&a.db)?;
+    let target = super::target::Target::open(&a.target)?;
     let mut groups = a.groups.clone();
     if !a.events.is_empty() {
         let ids = a.events.iter().map(EventId::parse).collect::<Result<Vec<_>, _>>()?;
-        let found = engine.event_groups(&ids)?;
+        let found = target.event_groups(&ids)?;
         for e in &ids {
             let g = found
                 .get(e)
@@ -43,7 +35,7 @@ pub fn run(a: StateArgs) -> CliResult {
             groups.push(*g);
         }
     }
-    let states = engine.state_for_groups(&groups, &filter)?;
+    let states = target.state_for_groups(&groups, &filter)?;
     let mut out = String::new();
     for g in &groups {
         let st = states.get(g).cloned().unwrap_or_default();

@@ -8,7 +8,13 @@ use crate::error::{CliError, CliResult};
 
 /// Runs `mxstate stats`.
 pub fn run(a: StatsArgs) -> CliResult {
-    let engine = super::open_existing(&a.db)?;
+    let target = super::target::Target::open(&a.target)?;
+    if let Some(json) = target.service_stats()? {
+        return print_service(&json, a.json);
+    }
+    let engine = target
+        .engine()
+        .ok_or_else(|| CliError::Usage("no database open".into()))?;
     let s = engine.stats()?;
     if a.json {
         println!("{}", to_json(&s));
@@ -96,4 +102,24 @@ pub fn human(b: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// A service's figures: its JSON as is, or a few lines.
+fn print_service(json: &str, raw: bool) -> CliResult {
+    if raw {
+        println!("{json}");
+        return Ok(());
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| CliError::Usage(format!("the service sent bad figures: {e}")))?;
+    let (svc, db) = (&v["service"], &v["database"]);
+    println!("service");
+    for k in ["connections_open", "connections_total", "refused", "requests", "errors"] {
+        println!("  {k:<18} {}", svc[k]);
+    }
+    println!("database {}", db["location"]);
+    for k in ["rooms", "groups", "snapshots", "event_mappings", "bytes_on_disk"] {
+        println!("  {k:<18} {}", db[k]);
+    }
+    Ok(())
 }

@@ -5,7 +5,6 @@ use mxstate_synapse_import::Verifier;
 use crate::cli::VerifyArgs;
 use crate::error::{CliError, CliResult};
 
-use super::import::scratch_parent;
 use super::progress::Progress;
 use super::source::{pump, Source};
 
@@ -14,10 +13,10 @@ const SHOWN: usize = 10;
 
 /// Runs `mxstate verify`.
 pub fn run(a: VerifyArgs) -> CliResult {
-    let engine = super::open_existing(&a.db)?;
+    let target = super::target::Target::open(&a.target)?;
     let mut source = Source::open(&a.source)?;
     let mut progress = Progress::new("verify", a.quiet);
-    let mut verifier = Verifier::new(&engine, &scratch_parent(&a.db))?;
+    let mut verifier = Verifier::new(&target, &target.scratch_parent())?;
     pump(&mut source, &mut progress, &mut |rec, line| verifier.add(rec, line))?;
     let report = verifier.finish(a.sample, SHOWN, &mut |n| progress.step("groups checked", n))?;
     progress.finish();
