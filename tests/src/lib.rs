@@ -1,6 +1,7 @@
 //! Helpers shared by the cross-crate tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod load;
 pub mod served;
 
 use mxstate_engine::{ChainPolicy, EngineOptions, EngineStore};
