@@ -17,6 +17,9 @@ pub fn parse_filter(types: &[String], include_others: bool) -> CliResult<StateFi
     })
 }
 
+/// Groups read per call.
+const CHUNK: usize = 16;
+
 /// Runs `mxstate state`.
 pub fn run(a: StateArgs) -> CliResult {
     if a.groups.is_empty() && a.events.is_empty() {
@@ -35,21 +38,34 @@ pub fn run(a: StateArgs) -> CliResult {
             groups.push(*g);
         }
     }
-    let states = target.state_for_groups(&groups, &filter)?;
-    let mut out = String::new();
-    for g in &groups {
-        let st = states.get(g).cloned().unwrap_or_default();
-        if a.json {
-            out.push_str(&json_line(*g, &st));
-            out.push('\n');
-        } else {
-            out.push_str(&format!("group {g} ({} entries)\n", st.len()));
-            for (k, e) in sorted_entries(&st) {
-                out.push_str(&format!("  {:?} {:?} {}\n", k.event_type(), k.state_key(), e));
+    // Groups are read and printed a few at a time: memory holds one
+    // chunk's states, whatever the number of groups asked for.
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    for chunk in groups.chunks(CHUNK) {
+        let states = target.state_for_groups(chunk, &filter)?;
+        let mut out = String::new();
+        for g in chunk {
+            let st = states.get(g).ok_or_else(|| {
+                CliError::Storage(mxstate_api::Error::internal(format!("no state returned for group {g}")))
+            })?;
+            if a.json {
+                out.push_str(&json_line(*g, st));
+                out.push('\n');
+            } else {
+                out.push_str(&format!("group {g} ({} entries)\n", st.len()));
+                for (k, e) in sorted_entries(st) {
+                    out.push_str(&format!("  {:?} {:?} {}\n", k.event_type(), k.state_key(), e));
+                }
             }
         }
+        use std::io::Write;
+        match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+            Ok(()) => {}
+            // The reader went away (`mxstate state ... | head`): stop quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(CliError::io("stdout", e)),
+        }
     }
-    print!("{out}");
     Ok(())
 }
 
