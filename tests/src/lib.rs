@@ -6,6 +6,8 @@ pub mod served;
 
 use mxstate_engine::{ChainPolicy, EngineOptions, EngineStore};
 
+pub mod fault;
+
 /// Engine options with a tiny chain policy, so that checkpoints and
 /// snapshots happen within a few groups.
 pub fn small_policy_options() -> EngineOptions {

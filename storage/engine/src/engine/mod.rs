@@ -63,8 +63,10 @@ pub struct Engine {
     caches: Caches,
     /// Held by the one writer while it builds and commits a batch.
     writer: Mutex<Writer>,
-    /// Readers hold it shared; a commit holds it exclusively, so a read
-    /// never sees half of a batch's effects in the caches or the store.
+    /// Readers hold it shared; a commit that changes or removes what
+    /// exists (purges) holds it exclusively, so a read never sees half of
+    /// its effects in the caches or the store. Commits that only add do
+    /// not take it: readers never wait for their sync.
     gate: RwLock<()>,
     policy: ChainPolicy,
     /// Set while an import runs: its batches defer their sync, and
@@ -172,11 +174,21 @@ impl Engine {
         if self.bulk.load(Ordering::Relaxed) {
             batch.defer_sync();
         }
-        let _excl = self.gate.write().map_err(poisoned)?;
-        if !batch.is_empty() {
-            self.kv.write(batch)?;
+        if update.only_adds() {
+            // Nothing a reader may hold changes: write (and wait for the
+            // sync) without keeping readers out. The store makes the batch
+            // visible whole, and the caches learn only new records.
+            if !batch.is_empty() {
+                self.kv.write(batch)?;
+            }
+            update.apply(&self.caches);
+        } else {
+            let _excl = self.gate.write().map_err(poisoned)?;
+            if !batch.is_empty() {
+                self.kv.write(batch)?;
+            }
+            update.apply(&self.caches);
         }
-        update.apply(&self.caches);
         *writer = Writer { counters, last_ranges };
         Ok(out)
     }

@@ -1,5 +1,9 @@
 //! `groups` values: one record per state group.
 //!
+//! Ids are coded as differences modulo 2^64 (`id - prev` wrapped, read as
+//! a signed zigzag varint), so that every pair of ids round-trips, even
+//! more than `i64::MAX` apart.
+//!
 //! Layout: `version u8`, `flags u8` (low nibble: flags, high nibble: level),
 //! `room` varint, `zigzag(event - id)` varint (a group's event is usually
 //! interned about when the group is stored), then `zigzag(id - prev)` if FLAG_PREV, then either the snapshot
@@ -8,7 +12,7 @@
 
 use super::delta::{self, Entry};
 use super::keys::{EventNid, RoomNid};
-use super::varint::{offset, put_u64, zigzag, Reader};
+use super::varint::{put_u64, zigzag, Reader};
 use super::version::{check_record, RECORD_VERSION};
 use mxstate_api::Result;
 
@@ -111,7 +115,7 @@ impl GroupRecord {
         let event = id.wrapping_add(r.i64()? as u64);
         let prev = if flags & FLAG_PREV != 0 {
             let d = r.i64()?;
-            Some(offset(&r, id, d.wrapping_neg())?)
+            Some(id.wrapping_sub(d as u64))
         } else {
             None
         };
@@ -119,7 +123,7 @@ impl GroupRecord {
             Physical::Snapshot(r.u64()?)
         } else {
             let d = r.i64()?;
-            let base = offset(&r, id, d.wrapping_neg())?;
+            let base = id.wrapping_sub(d as u64);
             Physical::Delta {
                 base,
                 delta: delta::decode(&mut r, event)?,
@@ -171,5 +175,30 @@ mod tests {
         let mut bad = buf.clone();
         bad[0] = 9;
         assert!(GroupRecord::decode(42, &bad).is_err());
+    }
+
+    #[test]
+    fn ids_more_than_i64_max_apart_round_trip() {
+        for (id, prev, base) in [
+            (5, u64::MAX - 1, u64::MAX - 1),
+            (u64::MAX, 1, 0),
+            (1 << 63, 0, u64::MAX),
+        ] {
+            let rec = GroupRecord {
+                room: 0,
+                event: 7,
+                level: 0,
+                ghost: false,
+                prev: Some(prev),
+                physical: Physical::Delta {
+                    base,
+                    delta: vec![(ikey(1, 2), Some(9))],
+                },
+                logical: None,
+            };
+            let mut buf = Vec::new();
+            rec.encode(id, &mut buf);
+            assert_eq!(GroupRecord::decode(id, &buf).unwrap(), rec, "id {id}");
+        }
     }
 }

@@ -101,12 +101,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Adds a signed offset to a base id, failing on overflow (corrupt data).
-pub fn offset(r: &Reader<'_>, base: u64, delta: i64) -> Result<u64> {
-    base.checked_add_signed(delta)
-        .ok_or_else(|| r.error(format!("id {base} + {delta} overflows")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,10 +88,12 @@ pub fn finish_persisting(
     Ok(())
 }
 
-/// Marks `groups` as pending deletion; groups already marked keep their mark.
+/// Marks `groups` as pending deletion; groups already marked keep their
+/// mark. A group that does not exist (or is a ghost) gets none: a mark
+/// names an existing group, and a deleted group's marks go with it.
 pub fn mark_pending(txn: &mut Txn<'_>, groups: &BTreeSet<GroupId>, now_ms: u64) -> Result<()> {
     for &g in groups {
-        if txn.pending(g)?.is_none() {
+        if exists(txn, g)? && txn.pending(g)?.is_none() {
             let seq = txn.next_deletion_seq()?;
             txn.set_pending(g, Some(Pending { ts: now_ms, seq }))?;
         }

@@ -489,6 +489,18 @@ pub struct CacheUpdate {
 }
 
 impl CacheUpdate {
+    /// Whether the transaction only added to the database: new records,
+    /// snapshots and strings, and no record, snapshot or section changed
+    /// or removed (a snapshot header's reference count aside, which reads
+    /// do not use). Readers then cannot see a mix of versions, since no
+    /// old version exists, and need not wait for the commit.
+    pub fn only_adds(&self) -> bool {
+        !self.clear_chains
+            && self.dropped_sections.is_empty()
+            && self.records.iter().all(|(_, r)| r.is_some())
+            && self.headers.iter().all(|(_, h)| h.is_some())
+    }
+
     /// Applies the update (call after the batch is durable in the store).
     pub fn apply(self, caches: &Caches) {
         for ((kind, s), n) in self.strings {
