@@ -246,3 +246,68 @@ fn binding_beyond_loopback_needs_a_secret() {
         .expect("0.0.0.0 without a secret");
     assert!(e.to_string().contains("--secret-file"), "{e}");
 }
+
+#[test]
+fn an_answer_over_the_frame_limit_is_an_error_not_silence() {
+    let s = serve();
+    let rt = mxstate_tests::runtime();
+    let c = good_client(&s);
+    // One group of 40,000 members: its full state is over the 1 MiB limit.
+    let state: StateMap = (0..40_000)
+        .map(|n| {
+            (
+                StateKey::new("m.room.member", format!("@member-with-a-long-name-{n}:example.org")).unwrap(),
+                EventId::parse(format!("$e{n}")).unwrap(),
+            )
+        })
+        .collect();
+    // The request itself is over the service's limit: refused by the
+    // client (it learned the limit at the handshake), the connection kept.
+    let big = rt.block_on(c.store_state_group(
+        EventId::parse("$big").unwrap(),
+        RoomId::parse("!r:x").unwrap(),
+        None,
+        None,
+        state.clone(),
+    ));
+    let e = big.unwrap_err();
+    assert_eq!(e.kind(), mxstate_api::ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("at most 1048576 bytes"), "{e}");
+    // Stored in pieces (deltas of 5,000), then read whole.
+    let mut entries = state.into_iter();
+    let first: StateMap = entries.by_ref().take(5000).collect();
+    let mut g = rt
+        .block_on(c.store_state_group(
+            EventId::parse("$p0").unwrap(),
+            RoomId::parse("!r:x").unwrap(),
+            None,
+            None,
+            first,
+        ))
+        .unwrap();
+    for i in 1..8 {
+        let delta: mxstate_api::StateDelta = entries.by_ref().take(5000).map(|(k, e)| (k, Some(e))).collect();
+        g = rt
+            .block_on(c.store_state_group(
+                EventId::parse(format!("$p{i}")).unwrap(),
+                RoomId::parse("!r:x").unwrap(),
+                Some(g),
+                Some(delta),
+                StateMap::default(),
+            ))
+            .unwrap();
+    }
+    let e = rt
+        .block_on(c.state_for_groups(vec![g], StateFilter::all()))
+        .unwrap_err();
+    assert_eq!(e.kind(), mxstate_api::ErrorKind::Capacity, "{e}");
+    assert!(e.to_string().contains("fewer groups"), "{e}");
+    // The connection still serves.
+    let one = rt
+        .block_on(c.state_for_groups(
+            vec![g],
+            StateFilter::from_types([("m.room.member", Some("@member-with-a-long-name-7:example.org"))]),
+        ))
+        .unwrap();
+    assert_eq!(one[&g].len(), 1);
+}

@@ -1,7 +1,7 @@
 //! The handshake. The server speaks first:
 //!
 //! 1. server → client [`ServerHello`]: magic, protocol version, whether a
-//!    secret is required, a fresh 32-byte nonce;
+//!    secret is required, a fresh 32-byte nonce, its frame limit;
 //! 2. client → server [`ClientHello`]: magic, version, and when required
 //!    the proof `HMAC-SHA256(secret, "mxstate-serve-v1" || nonce)`;
 //! 3. server → client [`Welcome`]: accepted, or refused with the reason
@@ -27,6 +27,8 @@ pub struct ServerHello {
     pub version: u16,
     pub secret_required: bool,
     pub nonce: [u8; 32],
+    /// The largest frame the server accepts: clients send no larger ones.
+    pub max_frame: u32,
 }
 
 /// The client's answer.

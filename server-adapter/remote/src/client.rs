@@ -230,7 +230,17 @@ impl RemoteStore {
         let (tx, rx) = mpsc::channel::<(Request, Answer)>(256);
         let alive = Arc::new(AtomicBool::new(true));
         let waiting: Waiting = Arc::default();
-        tokio::spawn(write_loop(w, rx, waiting.clone(), alive.clone(), max));
+        // Requests over the server's limit are refused here, with a clear
+        // error, instead of costing the connection.
+        let send_max = max.min(hello.max_frame);
+        tokio::spawn(write_loop(
+            w,
+            rx,
+            waiting.clone(),
+            alive.clone(),
+            send_max,
+            self.inner.addr.to_string(),
+        ));
         tokio::spawn(read_loop(r, waiting, alive.clone(), max, self.inner.addr.to_string()));
         Ok(Conn { tx, alive })
     }
@@ -278,25 +288,31 @@ async fn write_loop(
     waiting: Waiting,
     alive: Arc<AtomicBool>,
     max: u32,
+    addr: String,
 ) {
+    use tokio::io::AsyncWriteExt;
     while let Some((req, answer)) = rx.recv().await {
         let bytes = match frame::encode(&req, max) {
             Ok(b) => b,
             Err(e) => {
-                let _ = answer.send(Err(Error::InvalidRequest(e.to_string())));
+                let _ = answer.send(Err(Error::InvalidRequest(format!(
+                    "{e} (the service accepts frames of at most {max} bytes: send fewer groups at once)"
+                ))));
                 continue;
             }
         };
-        if !alive.load(Ordering::Acquire) {
-            let _ = answer.send(Err(Error::internal("connection closed")));
-            continue;
-        }
         if let Ok(mut m) = waiting.lock() {
             m.insert(req.id, answer);
         }
-        use tokio::io::AsyncWriteExt;
+        // The reader marks the connection dead before it fails the waiting
+        // requests: a request added after that is failed here, not left
+        // to wait for an answer that cannot come.
+        if !alive.load(Ordering::Acquire) {
+            fail_all(&waiting, &alive, "connection lost", &addr);
+            continue;
+        }
         if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
-            alive.store(false, Ordering::Release);
+            fail_all(&waiting, &alive, "connection lost while sending", &addr);
             break;
         }
     }

@@ -130,6 +130,15 @@ const KINDS: [ErrorKind; 7] = [
 ];
 
 impl WError {
+    /// An error of `kind` with a message, as sent.
+    pub fn other(kind: ErrorKind, message: String) -> WError {
+        let kind = KINDS.iter().position(|&k| k == kind).unwrap_or(KINDS.len() - 1);
+        WError::Other {
+            kind: u8::try_from(kind).unwrap_or(u8::MAX),
+            message,
+        }
+    }
+
     /// An error as sent.
     pub fn from_error(e: &Error) -> WError {
         match e {
@@ -155,13 +164,7 @@ impl WError {
                 room: room.clone(),
             },
             Error::GroupIdTaken(g) => WError::GroupIdTaken(*g),
-            other => {
-                let kind = KINDS.iter().position(|&k| k == other.kind()).unwrap_or(KINDS.len() - 1);
-                WError::Other {
-                    kind: u8::try_from(kind).unwrap_or(u8::MAX),
-                    message: other.to_string(),
-                }
-            }
+            other => WError::other(other.kind(), other.to_string()),
         }
     }
 

@@ -49,13 +49,26 @@ where
     let (tx, mut rx) = mpsc::channel::<Response>(limits.max_in_flight * 2);
     let writer = tokio::spawn(async move {
         while let Some(resp) = rx.recv().await {
-            match frame::encode(&resp, max) {
-                Ok(bytes) => {
-                    if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
-                        break;
+            let bytes = match frame::encode(&resp, max) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    // Too big to send: the client gets an error, not silence.
+                    warn!("answer to request {} not sent: {e}", resp.id);
+                    let refusal = Response {
+                        id: resp.id,
+                        result: Err(WError::other(
+                            mxstate_api::ErrorKind::Capacity,
+                            format!("the answer is over the frame limit of {max} bytes: ask for fewer groups at once"),
+                        )),
+                    };
+                    match frame::encode(&refusal, max) {
+                        Ok(b) => b,
+                        Err(_) => break,
                     }
                 }
-                Err(e) => warn!("answer to request {} not sent: {e}", resp.id),
+            };
+            if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
+                break;
             }
         }
     });
@@ -134,6 +147,7 @@ where
         version: VERSION,
         secret_required: shared.secret.is_some(),
         nonce,
+        max_frame: max,
     };
     frame::write(w, &hello, max).await.map_err(|e| e.to_string())?;
     // A hello is small: no need to accept a big frame before the client is known.
