@@ -48,7 +48,8 @@ mod checked_build {
         if std::env::var_os("MXSTATE_CHECKED_BUILD").is_none() {
             return;
         }
-        assert!(cfg!(debug_assertions), "debug assertions are off");
+        let debug_assertions = std::hint::black_box(cfg!(debug_assertions));
+        assert!(debug_assertions, "debug assertions are off");
         let max = std::hint::black_box(u64::MAX);
         let wrapped = std::panic::catch_unwind(|| max + std::hint::black_box(1));
         assert!(wrapped.is_err(), "u64::MAX + 1 did not panic: overflow checks are off");

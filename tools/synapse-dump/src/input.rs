@@ -44,6 +44,22 @@ fn sniff(head: &[u8]) -> Kind {
     }
 }
 
+/// Why [`Input::from_reader`] refuses a custom or tar-format archive.
+const ARCHIVE_NEEDS_FILE: &str =
+    "a custom or tar-format archive needs pg_restore: open it as a file or stdin, not as an in-memory stream";
+
+/// `raw` decompressed as `kind` says (gzip or zstd); plain text as it is.
+fn decompressing(kind: Kind, raw: Box<dyn BufRead + Send>) -> io::Result<Box<dyn BufRead + Send>> {
+    Ok(match kind {
+        Kind::Gzip => Box::new(BufReader::with_capacity(BUFFER, flate2::read::MultiGzDecoder::new(raw))),
+        Kind::Zstd => Box::new(BufReader::with_capacity(
+            BUFFER,
+            zstd::stream::read::Decoder::with_buffer(raw)?,
+        )),
+        Kind::Plain | Kind::Archive | Kind::Bzip2 | Kind::Xz => raw,
+    })
+}
+
 /// Counts the bytes read through it, for progress reporting.
 struct Counting<R> {
     inner: R,
@@ -119,8 +135,7 @@ impl Input {
             at: Location::file(Arc::clone(name)),
             reason: format!("{what}-compressed input is not supported; decompress it first"),
         };
-        let text: Box<dyn BufRead + Send> = match kind {
-            Kind::Plain => Box::new(buffered),
+        let mut text: Box<dyn BufRead + Send> = match kind {
             Kind::Bzip2 => return Err(not_supported("bzip2")),
             Kind::Xz => return Err(not_supported("xz")),
             Kind::Archive if is_stdin || total.is_none() => {
@@ -132,16 +147,8 @@ impl Input {
                 input.total = total;
                 return Ok(input);
             }
-            Kind::Gzip => Box::new(BufReader::with_capacity(
-                BUFFER,
-                flate2::read::MultiGzDecoder::new(buffered),
-            )),
-            Kind::Zstd => Box::new(BufReader::with_capacity(
-                BUFFER,
-                zstd::stream::read::Decoder::with_buffer(buffered).map_err(io_err)?,
-            )),
+            Kind::Plain | Kind::Gzip | Kind::Zstd => decompressing(kind, Box::new(buffered)).map_err(io_err)?,
         };
-        let mut text = text;
         if sniff(text.fill_buf().map_err(io_err)?) == Kind::Archive {
             // A compressed custom-format archive: decompress into pg_restore.
             let mut input = spawn_restore(name, RestoreSource::Pipe(text), Some(count))?;
@@ -152,6 +159,45 @@ impl Input {
             reader: text,
             progress: Progress::Counted(count),
             total,
+            restore: None,
+            finished: false,
+        })
+    }
+
+    /// A byte stream already open, plain or gzip/zstd-compressed (detected
+    /// by magic bytes, as [`Input::open`] does). Custom and tar-format
+    /// archives, which need `pg_restore`, and bzip2/xz input are refused.
+    pub(crate) fn from_reader(reader: Box<dyn Read + Send>, name: &Arc<str>) -> Result<Input, DumpError> {
+        let io_err = |source| DumpError::Io {
+            at: Location::file(Arc::clone(name)),
+            source,
+        };
+        let refuse = |reason: &str| DumpError::NotADump {
+            at: Location::file(Arc::clone(name)),
+            reason: reason.into(),
+        };
+        let count = Arc::new(AtomicU64::new(0));
+        let mut buffered = BufReader::with_capacity(
+            BUFFER,
+            Counting {
+                inner: reader,
+                count: Arc::clone(&count),
+            },
+        );
+        let kind = sniff(buffered.fill_buf().map_err(io_err)?);
+        let mut text = match kind {
+            Kind::Plain | Kind::Gzip | Kind::Zstd => decompressing(kind, Box::new(buffered)).map_err(io_err)?,
+            Kind::Bzip2 => return Err(refuse("bzip2-compressed input is not supported; decompress it first")),
+            Kind::Xz => return Err(refuse("xz-compressed input is not supported; decompress it first")),
+            Kind::Archive => return Err(refuse(ARCHIVE_NEEDS_FILE)),
+        };
+        if sniff(text.fill_buf().map_err(io_err)?) == Kind::Archive {
+            return Err(refuse(ARCHIVE_NEEDS_FILE));
+        }
+        Ok(Input {
+            reader: text,
+            progress: Progress::Counted(count),
+            total: None,
             restore: None,
             finished: false,
         })
@@ -328,5 +374,33 @@ mod tests {
         let mut tar = vec![0u8; 512];
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(sniff(&tar), Kind::Archive);
+    }
+
+    /// The SQL text `from_reader` gives for `bytes`, or its error.
+    fn text_of(bytes: Vec<u8>) -> Result<Vec<u8>, DumpError> {
+        let name: Arc<str> = "test".into();
+        let mut input = Input::from_reader(Box::new(io::Cursor::new(bytes)), &name)?;
+        let mut text = Vec::new();
+        input.reader.read_to_end(&mut text).expect("reads");
+        Ok(text)
+    }
+
+    #[test]
+    fn from_reader_decompresses_and_refuses_archives() {
+        let sql = b"SET x = 1;\nCOPY t (a) FROM stdin;\n\\.\n".to_vec();
+        assert_eq!(text_of(sql.clone()).expect("plain"), sql);
+        let zstd = zstd::bulk::compress(&sql, 3).expect("compresses");
+        assert_eq!(text_of(zstd).expect("zstd"), sql);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gzip, &sql).expect("compresses");
+        assert_eq!(text_of(gzip.finish().expect("compresses")).expect("gzip"), sql);
+        for refused in [
+            b"PGDMP\x01".to_vec(),
+            zstd::bulk::compress(b"PGDMP\x01", 3).expect("compresses"),
+            b"BZh9".to_vec(),
+        ] {
+            let err = text_of(refused).expect_err("refused");
+            assert!(matches!(err, DumpError::NotADump { .. }), "{err:?}");
+        }
     }
 }

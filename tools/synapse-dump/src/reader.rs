@@ -4,7 +4,7 @@
 //! blocks of the four state tables are decoded; every other line (DDL,
 //! `\restrict`, data of other tables) is skipped after a prefix check.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -69,6 +69,17 @@ impl DumpReader {
             path.display().to_string().into()
         };
         let input = Input::open(path, &name)?;
+        Ok(Self::with_input(name, input))
+    }
+
+    /// Reads a plain SQL dump from a byte stream that is already open,
+    /// detecting gzip and zstd compression by magic bytes as
+    /// [`DumpReader::open`] does; `name` is used in errors. Custom and
+    /// tar-format archives are refused ([`DumpError::NotADump`]): they need
+    /// `pg_restore`, which [`DumpReader::open`] runs on a file or stdin.
+    pub fn from_reader(name: &str, reader: impl Read + Send + 'static) -> Result<DumpReader, DumpError> {
+        let name: Arc<str> = name.into();
+        let input = Input::from_reader(Box::new(reader), &name)?;
         Ok(Self::with_input(name, input))
     }
 

@@ -11,6 +11,8 @@
 //! (length-prefixed varint), then one varint per key in ascending key order:
 //! `zigzag(event - previous event)`, starting from 0.
 
+use std::io::Read;
+
 use roaring::RoaringBitmap;
 
 use super::keys::{EventNid, RoomNid, SkeyNid, TypeNid};
@@ -22,6 +24,44 @@ use mxstate_api::Result;
 const COMPRESS_OVER: usize = 512;
 /// Largest section payload accepted when decompressing (corruption guard).
 const MAX_SECTION_BYTES: u64 = 1 << 30;
+
+/// Sections recorded as at most this long are decompressed in one call
+/// into a buffer of the recorded length; longer ones by streaming, so that
+/// a corrupt length costs no more memory than the data really holds.
+const BULK_SECTION_BYTES: u64 = 8 << 20;
+/// Largest zstd window accepted when streaming (the encoder's level 3
+/// uses at most 2 MiB); a corrupt frame header asks for no more.
+const WINDOW_LOG_MAX: u32 = 24;
+
+/// Decompresses the zstd frame of a section recorded as `len` bytes long.
+///
+/// The frame's own content size, when it has one (the encoder always
+/// writes it), must be `len`. The output buffer is allocated up front only
+/// up to [`BULK_SECTION_BYTES`], else it grows with the output: a small
+/// corrupt record claiming a huge length fails before it allocates much.
+fn decompress(r: &Reader<'_>, frame: &[u8], len: u64) -> Result<Vec<u8>> {
+    let zstd_error = |e: std::io::Error| r.error(format!("zstd: {e}"));
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(declared)) if declared != len => {
+            return Err(r.error(format!("zstd frame of {declared} bytes, {len} recorded")));
+        }
+        Ok(_) => {}
+        Err(_) => return Err(r.error("zstd: not a zstd frame")),
+    }
+    let raw = if len <= BULK_SECTION_BYTES {
+        zstd::bulk::decompress(frame, len as usize).map_err(zstd_error)?
+    } else {
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(frame).map_err(zstd_error)?;
+        decoder.window_log_max(WINDOW_LOG_MAX).map_err(zstd_error)?;
+        let mut raw = Vec::new();
+        decoder.take(len + 1).read_to_end(&mut raw).map_err(zstd_error)?;
+        raw
+    };
+    if raw.len() as u64 != len {
+        return Err(r.error("decompressed length differs from the recorded one"));
+    }
+    Ok(raw)
+}
 
 /// A snapshot's header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,10 +173,7 @@ impl Section {
                 if len > MAX_SECTION_BYTES {
                     return Err(r.error(format!("section of {len} bytes")));
                 }
-                raw = zstd::bulk::decompress(r.remaining(), len as usize).map_err(|e| r.error(format!("zstd: {e}")))?;
-                if raw.len() as u64 != len {
-                    return Err(r.error("decompressed length differs from the recorded one"));
-                }
+                raw = decompress(&r, r.remaining(), len)?;
                 &raw
             }
             c => return Err(r.error(format!("unknown codec {c}"))),
@@ -148,6 +185,13 @@ impl Section {
         if n > p.remaining().len() {
             return Err(p.error(format!("{n} keys but {} bytes of events", p.remaining().len())));
         }
+        // The roaring crate does not check that container keys increase: a
+        // corrupt bitmap can list keys out of order or twice, which would
+        // break the binary searches and merges over `skeys`.
+        let skeys: Vec<SkeyNid> = bitmap.iter().collect();
+        if skeys.iter().zip(skeys.iter().skip(1)).any(|(a, b)| a >= b) {
+            return Err(p.error("state key nids not strictly increasing"));
+        }
         let mut events = Vec::with_capacity(n);
         let mut prev = 0u64;
         for _ in 0..n {
@@ -155,10 +199,7 @@ impl Section {
             events.push(prev);
         }
         p.finish()?;
-        Ok(Section {
-            skeys: bitmap.iter().collect(),
-            events,
-        })
+        Ok(Section { skeys, events })
     }
 }
 
@@ -191,5 +232,48 @@ mod tests {
             types: vec![1, 4, 9],
         };
         assert_eq!(SnapHeader::decode(&h.encode()).unwrap(), h);
+    }
+
+    #[test]
+    fn a_corrupt_length_allocates_nothing_big() {
+        // Found by the `records` fuzz target: a 20-byte section recording
+        // 934 MB made the decoder allocate that much before failing.
+        let frame = zstd::bulk::compress(b"payload", 3).unwrap();
+        for len in [934_239_933u64, BULK_SECTION_BYTES + 1, 6] {
+            let mut bytes = vec![RECORD_VERSION, 1];
+            put_u64(&mut bytes, len);
+            bytes.extend_from_slice(&frame);
+            assert!(Section::decode(&bytes).is_err(), "{len}");
+        }
+        // A frame without its content size, claiming more than it holds.
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut encoder, &[7u8; 100]).unwrap();
+        let frame = encoder.finish().unwrap();
+        let mut bytes = vec![RECORD_VERSION, 1];
+        put_u64(&mut bytes, 900 << 20);
+        bytes.extend_from_slice(&frame);
+        assert!(Section::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn out_of_order_bitmap_containers_are_corrupt() {
+        // Found by the `records` fuzz target: two roaring containers with
+        // the same key decoded as skeys [31506, 4608].
+        let mut bitmap = Vec::new();
+        bitmap.extend_from_slice(&12346u32.to_le_bytes()); // cookie: no run containers
+        bitmap.extend_from_slice(&2u32.to_le_bytes()); // two containers
+        for _ in 0..2 {
+            bitmap.extend_from_slice(&[0, 0, 0, 0]); // key 0, cardinality 1
+        }
+        bitmap.extend_from_slice(&[0; 8]); // offsets
+        bitmap.extend_from_slice(&31506u16.to_le_bytes());
+        bitmap.extend_from_slice(&4608u16.to_le_bytes());
+        let mut bytes = vec![RECORD_VERSION, 0];
+        put_u64(&mut bytes, bitmap.len() as u64);
+        bytes.extend_from_slice(&bitmap);
+        bytes.extend_from_slice(&[2, 2]);
+        let err = Section::decode(&bytes).unwrap_err();
+        assert!(err.to_string().contains("strictly increasing"), "{err}");
     }
 }
