@@ -6,6 +6,8 @@ pub mod served;
 
 use mxstate_engine::{ChainPolicy, EngineOptions, EngineStore};
 
+pub mod crash;
+
 pub mod fault;
 
 /// Engine options with a tiny chain policy, so that checkpoints and

@@ -240,7 +240,7 @@ async fn write_loop(store: &dyn StateStore, w: usize, ring: &Mutex<Vec<Known>>, 
             }
         };
         state.insert(key, ev.clone());
-        let mapped = if n % 4 == 0 {
+        let mapped = if n.is_multiple_of(4) {
             match store.set_state_groups_for_events(vec![(ev.clone(), g)]).await {
                 Ok(()) => Some(ev),
                 Err(e) => {

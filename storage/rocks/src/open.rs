@@ -18,10 +18,36 @@ pub fn open(path: &Path, opts: EngineOptions) -> Result<Engine> {
 pub fn open_with(path: &Path, opts: EngineOptions, rocks: &RocksConfig) -> Result<Engine> {
     let fresh = check_directory(path, opts.create)?;
     if !fresh {
-        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path)
-            .map_err(|_| Error::NotADatabase(path.display().to_string()))?;
-        if Cf::V1.iter().any(|cf| !cfs.iter().any(|n| n == cf.name())) {
-            return Err(Error::NotADatabase(path.display().to_string()));
+        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).map_err(|e| match e.kind() {
+            // A damaged MANIFEST (or a failing disk) is a damaged database,
+            // not "not a database": keep RocksDB's kind (Corrupt, Backend).
+            rocksdb::ErrorKind::Corruption | rocksdb::ErrorKind::IOError => crate::error::rocks(e),
+            _ => Error::NotADatabase(path.display().to_string()),
+        })?;
+        let missing: Vec<&str> = Cf::V1
+            .iter()
+            .map(|cf| cf.name())
+            .filter(|name| !cfs.iter().any(|n| n == name))
+            .collect();
+        if missing.len() == Cf::V1.len() {
+            // None of ours: another application's RocksDB database, or
+            // ours with a MANIFEST so damaged that the listing stopped
+            // early (it reports no error then). Opening it read-only tells.
+            return match rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), path, false) {
+                Err(e) if matches!(e.kind(), rocksdb::ErrorKind::Corruption | rocksdb::ErrorKind::IOError) => {
+                    Err(crate::error::rocks(e))
+                }
+                _ => Err(Error::NotADatabase(path.display().to_string())),
+            };
+        }
+        if !missing.is_empty() {
+            // Some of ours and not the others: not another application's
+            // database, ours with a damaged MANIFEST.
+            return Err(Error::corrupt(
+                "column family list",
+                format!("{}/MANIFEST", path.display()),
+                format!("column families {} missing", missing.join(", ")),
+            ));
         }
     }
     let kv = RocksKv::open(path, fresh, rocks)?;
@@ -59,6 +85,62 @@ fn check_directory(path: &Path, create: bool) -> Result<bool> {
                 return Err(Error::NotADatabase(shown()));
             }
             Ok(empty)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxstate_api::ErrorKind;
+
+    #[test]
+    fn another_rocksdb_database_is_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        drop(rocksdb::DB::open_cf(&o, dir.path(), ["theirs"]).unwrap());
+        let e = open(dir.path(), EngineOptions::default()).err().unwrap();
+        assert!(matches!(e, Error::NotADatabase(_)), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_manifest_is_a_damaged_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        drop(open(&db, EngineOptions::default()).unwrap());
+        let files: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&db)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect();
+        let (manifest, pristine) = files
+            .iter()
+            .find(|(p, _)| p.file_name().unwrap().to_string_lossy().starts_with("MANIFEST-"))
+            .unwrap();
+        // A damaged first record stops RocksDB's listing of column
+        // families without an error; other damage fails the listing.
+        for at in (0..pristine.len()).step_by(7) {
+            std::fs::remove_dir_all(&db).unwrap();
+            std::fs::create_dir(&db).unwrap();
+            for (p, bytes) in &files {
+                std::fs::write(p, bytes).unwrap();
+            }
+            let mut bytes = pristine.clone();
+            bytes[at] ^= 0xf2;
+            std::fs::write(manifest, &bytes).unwrap();
+            match open(&db, EngineOptions::default()) {
+                Ok(_) => {}
+                Err(e) => assert!(
+                    matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Backend),
+                    "byte {at} of {}: {e}",
+                    pristine.len()
+                ),
+            }
         }
     }
 }

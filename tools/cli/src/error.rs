@@ -7,16 +7,16 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
-    #[error("{0}")]
+    #[error("{hint}{0}", hint = no_space_hint(.0))]
     Storage(#[from] mxstate_api::Error),
-    #[error("{0}")]
+    #[error("{hint}{0}", hint = no_space_hint(.0))]
     Import(Box<mxstate_synapse_import::ImportError>),
     #[error("{0}")]
     Usage(String),
-    #[error("{0}")]
+    #[error("{hint}{0}", hint = no_space_hint(.0))]
     Dump(#[from] mxstate_synapse_dump::DumpError),
     /// Bad input found while importing or verifying, located in the source.
-    #[error("{source_name}: {error}")]
+    #[error("{hint}{source_name}: {error}", hint = no_space_hint(.error))]
     Source {
         source_name: String,
         error: Box<mxstate_synapse_import::ImportError>,
@@ -27,7 +27,7 @@ pub enum CliError {
     Damaged(u64),
     #[error("{0}")]
     Synth(#[from] mxstate_synth::SynthError),
-    #[error("{path}: {source}")]
+    #[error("{hint}{path}: {source}", hint = no_space_hint(.source))]
     Io {
         path: String,
         #[source]
@@ -48,5 +48,56 @@ impl CliError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// What a full disk's error starts with: what happened and what to do (the
+/// store's own message, which follows, names the file).
+const NO_SPACE: &str = "no space left on device: free some space (or grow the filesystem) and run the command \
+                        again; an interrupted import resumes where it stopped. ";
+
+/// [`NO_SPACE`] when `e` is a full disk (ENOSPC), else nothing.
+fn no_space_hint<E: std::error::Error + 'static>(e: &E) -> &'static str {
+    if is_no_space(e) {
+        NO_SPACE
+    } else {
+        ""
+    }
+}
+
+/// Whether `e`, or an error it wraps, is a full disk. RocksDB's errors are
+/// text only: "IO error: No space left on device: ...".
+pub fn is_no_space(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        let io_full = x
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull);
+        if io_full || x.to_string().contains("No space left on device") {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_says_so_first() {
+        let rocks = mxstate_api::Error::backend(
+            "rocksdb",
+            mxstate_api::ErrorKind::Backend,
+            "IO error: No space left on device: While appending to file: db/000004.log: No space left on device",
+        );
+        let shown = CliError::from(rocks).to_string();
+        assert!(shown.starts_with("no space left on device: free some space"), "{shown}");
+        assert!(shown.ends_with("db/000004.log: No space left on device"), "{shown}");
+        let io = CliError::io("out.sql", std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(io.to_string().starts_with("no space left on device"), "{io}");
+        let other = CliError::io("out.sql", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert!(other.to_string().starts_with("out.sql: "), "{other}");
     }
 }
