@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{oneshot, Mutex};
 use tokio::time::{timeout, Instant};
 
 use mxstate_api::{Error, EventId, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateFilter, StateMap, StateStore};
@@ -59,11 +59,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 type Answer = oneshot::Sender<Result<Reply>>;
 type Waiting = Arc<StdMutex<HashMap<u64, Answer>>>;
 
-/// One open connection: requests go to its writer task.
+/// One open connection: callers write their requests themselves (one at
+/// a time), a reader task routes the answers.
 #[derive(Clone)]
 struct Conn {
-    tx: mpsc::Sender<(Request, Answer)>,
+    writer: Arc<Mutex<tokio::io::WriteHalf<Box<dyn Stream>>>>,
+    waiting: Waiting,
     alive: Arc<AtomicBool>,
+    /// The largest frame the service accepts.
+    max: u32,
 }
 
 #[derive(Default)]
@@ -227,22 +231,23 @@ impl RemoteStore {
                 )))
             }
         }
-        let (tx, rx) = mpsc::channel::<(Request, Answer)>(256);
         let alive = Arc::new(AtomicBool::new(true));
         let waiting: Waiting = Arc::default();
-        // Requests over the server's limit are refused here, with a clear
-        // error, instead of costing the connection.
-        let send_max = max.min(hello.max_frame);
-        tokio::spawn(write_loop(
-            w,
-            rx,
+        tokio::spawn(read_loop(
+            r,
             waiting.clone(),
             alive.clone(),
-            send_max,
+            max,
             self.inner.addr.to_string(),
         ));
-        tokio::spawn(read_loop(r, waiting, alive.clone(), max, self.inner.addr.to_string()));
-        Ok(Conn { tx, alive })
+        Ok(Conn {
+            writer: Arc::new(Mutex::new(w)),
+            waiting,
+            alive,
+            // Requests over the server's limit are refused here, with a
+            // clear error, instead of costing the connection.
+            max: max.min(hello.max_frame),
+        })
     }
 
     /// Sends one request and waits for its answer.
@@ -251,11 +256,29 @@ impl RemoteStore {
         let i = self.inner.next_slot.fetch_add(1, Ordering::Relaxed) % n;
         let conn = self.conn(i).await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = frame::encode(&Request { id, op }, conn.max).map_err(|e| {
+            Error::InvalidRequest(format!(
+                "{e} (the service accepts frames of at most {} bytes: send fewer groups at once)",
+                conn.max
+            ))
+        })?;
         let (tx, rx) = oneshot::channel();
-        conn.tx
-            .send((Request { id, op }, tx))
-            .await
-            .map_err(|_| self.unavailable("connection lost"))?;
+        if let Ok(mut m) = conn.waiting.lock() {
+            m.insert(id, tx);
+        }
+        let addr = self.inner.addr.to_string();
+        // The reader marks the connection dead before it fails the waiting
+        // requests: one added after that is failed here, not left to wait
+        // for an answer that cannot come.
+        if !conn.alive.load(Ordering::Acquire) {
+            fail_all(&conn.waiting, &conn.alive, "connection lost", &addr);
+        } else {
+            use tokio::io::AsyncWriteExt;
+            let mut w = conn.writer.lock().await;
+            if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
+                fail_all(&conn.waiting, &conn.alive, "connection lost while sending", &addr);
+            }
+        }
         match timeout(self.inner.opts.request_timeout, rx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(self.unavailable("connection lost before the answer")),
@@ -279,42 +302,6 @@ fn fail_all(waiting: &Waiting, alive: &AtomicBool, why: &str, addr: &str) {
             address: addr.to_owned(),
             reason: why.to_owned(),
         }));
-    }
-}
-
-async fn write_loop(
-    mut w: tokio::io::WriteHalf<Box<dyn Stream>>,
-    mut rx: mpsc::Receiver<(Request, Answer)>,
-    waiting: Waiting,
-    alive: Arc<AtomicBool>,
-    max: u32,
-    addr: String,
-) {
-    use tokio::io::AsyncWriteExt;
-    while let Some((req, answer)) = rx.recv().await {
-        let bytes = match frame::encode(&req, max) {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = answer.send(Err(Error::InvalidRequest(format!(
-                    "{e} (the service accepts frames of at most {max} bytes: send fewer groups at once)"
-                ))));
-                continue;
-            }
-        };
-        if let Ok(mut m) = waiting.lock() {
-            m.insert(req.id, answer);
-        }
-        // The reader marks the connection dead before it fails the waiting
-        // requests: a request added after that is failed here, not left
-        // to wait for an answer that cannot come.
-        if !alive.load(Ordering::Acquire) {
-            fail_all(&waiting, &alive, "connection lost", &addr);
-            continue;
-        }
-        if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
-            fail_all(&waiting, &alive, "connection lost while sending", &addr);
-            break;
-        }
     }
 }
 
