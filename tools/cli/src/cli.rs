@@ -47,10 +47,10 @@ pub struct SourceArgs {
 
 /// The database to read: a directory, or a running `mxstate serve`.
 #[derive(Args, Debug)]
-#[group(required = true, multiple = false)]
+#[group(skip)]
 pub struct TargetArgs {
     /// Database directory.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
     pub db: Option<PathBuf>,
     /// A running `mxstate serve` (`unix:PATH` or `tcp:HOST:PORT`), read
     /// while it serves.

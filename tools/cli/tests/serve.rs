@@ -263,3 +263,33 @@ fn state_stats_and_verify_read_through_a_running_service() {
     let e = common::fails(&["stats", "--server", &addr]);
     assert!(e.contains("unavailable"), "{e}");
 }
+
+#[test]
+fn serve_refuses_unsafe_or_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let e = common::fails(&["serve", "--db", s(&db), "--listen", "tcp:0.0.0.0:0"]);
+    assert!(e.contains("--secret-file"), "{e}");
+    let short = dir.path().join("short");
+    std::fs::write(&short, "too short\n").unwrap();
+    let e = common::fails(&[
+        "serve",
+        "--db",
+        s(&db),
+        "--listen",
+        "tcp:127.0.0.1:0",
+        "--secret-file",
+        s(&short),
+    ]);
+    assert!(e.contains("at least 16 bytes"), "{e}");
+    let e = common::fails(&["serve", "--db", s(&db), "--listen", "http://x"]);
+    assert!(e.contains("unix:PATH or tcp:HOST:PORT"), "{e}");
+    let e = common::fails(&[
+        "stats",
+        "--server",
+        "unix:/nonexistent.sock",
+        "--secret-file",
+        s(&short),
+    ]);
+    assert!(e.contains("at least 16 bytes"), "{e}");
+}

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use mxstate_engine::EngineOptions;
-use mxstate_remote::auth::Secret;
 use mxstate_remote::Addr;
 use mxstate_serve::{ServeOptions, Server};
 
@@ -22,16 +21,7 @@ pub fn run(a: ServeArgs) -> CliResult {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let addr = Addr::parse(&a.listen)?;
-    let secret = match &a.secret_file {
-        None => None,
-        Some(f) => {
-            let bytes = std::fs::read(f).map_err(|e| CliError::io(f.display().to_string(), e))?;
-            Some(
-                Secret::new(&bytes)
-                    .ok_or_else(|| CliError::Usage(format!("{}: a secret must be at least 16 bytes", f.display())))?,
-            )
-        }
-    };
+    let secret = a.secret_file.as_deref().map(super::target::read_secret).transpose()?;
     let mut opts = ServeOptions::new(addr);
     opts.secret = secret;
     opts.max_frame = a

@@ -35,15 +35,7 @@ impl Target {
                 path: path.clone(),
             }),
             (None, Some(server)) => {
-                let secret = match &a.secret_file {
-                    None => None,
-                    Some(f) => {
-                        let bytes = std::fs::read(f).map_err(|e| CliError::io(f.display().to_string(), e))?;
-                        Some(Secret::new(&bytes).ok_or_else(|| {
-                            CliError::Usage(format!("{}: a secret must be at least 16 bytes", f.display()))
-                        })?)
-                    }
-                };
+                let secret = a.secret_file.as_deref().map(read_secret).transpose()?;
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -112,4 +104,11 @@ impl GroupStates for Target {
             }
         }
     }
+}
+
+/// The shared secret in file `f` (16 bytes or more, whitespace around it
+/// ignored).
+pub fn read_secret(f: &std::path::Path) -> CliResult<Secret> {
+    let bytes = std::fs::read(f).map_err(|e| CliError::io(f.display().to_string(), e))?;
+    Secret::new(&bytes).ok_or_else(|| CliError::Usage(format!("{}: a secret must be at least 16 bytes", f.display())))
 }
