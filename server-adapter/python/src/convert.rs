@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use mxstate_api::{EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
 use mxstate_engine::StateView;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::errors::{invalid, to_py};
 use crate::sections::SectionCache;
@@ -121,6 +121,15 @@ pub fn view_to_dict<'py>(
         let key = sections.key(py, key_id, t, k)?;
         let event = sections.event(py, event_id, e);
         d.set_item(key.bind(py), event.bind(py))?;
+    }
+    Ok(d)
+}
+
+/// A state received from a service as a Python dict `{(type, state_key): event_id}`.
+pub fn triples_to_dict<'py>(py: Python<'py>, state: &[(String, String, String)]) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (t, k, e) in state {
+        d.set_item(PyTuple::new(py, [t.as_str(), k.as_str()])?, e.as_str())?;
     }
     Ok(d)
 }

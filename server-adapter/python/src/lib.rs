@@ -4,6 +4,7 @@
 //! crosses into Python (it becomes `InternalError`).
 #![deny(clippy::unwrap_used)]
 
+mod backend;
 mod convert;
 mod errors;
 mod sections;

@@ -1,48 +1,66 @@
-//! `Store`: one open mxstate database.
+//! `Store`: one open mxstate database, in this process or through a
+//! running `mxstate serve`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mxstate_api::{Error, GroupId};
-use mxstate_engine::{Engine, EngineOptions, GroupState, NewGroup};
+use mxstate_engine::{EngineOptions, GroupState, NewGroup};
+use mxstate_remote::{Addr, RemoteOptions, RemoteStore};
 use mxstate_rocks::RocksConfig;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PySet, PyTuple};
 
+use crate::backend::{Backend, Found, Remote};
 use crate::convert;
 use crate::errors::{guard, invalid};
 use crate::sections::SectionCache;
 
-/// An open mxstate database (RocksDB in a directory).
+/// An open mxstate database: a RocksDB directory opened by this process
+/// (`Store(path)`), or a service (`Store.connect("unix:/run/mxstate.sock")`).
 #[pyclass(frozen, module = "mxstate_synapse._native")]
 pub struct Store {
-    engine: Mutex<Option<Arc<Engine>>>,
+    backend: Mutex<Option<Arc<Backend>>>,
     /// Python objects of snapshot sections (used with the GIL held only).
     sections: Mutex<SectionCache>,
-    path: PathBuf,
+    /// The directory or the service's address, for messages.
+    location: String,
+    /// The directory, for a store opened in this process.
+    path: Option<PathBuf>,
 }
 
 impl Store {
-    fn engine(&self) -> PyResult<Arc<Engine>> {
+    fn backend(&self) -> PyResult<Arc<Backend>> {
         let g = self
-            .engine
+            .backend
             .lock()
             .map_err(|_| crate::errors::InternalError::new_err("store lock poisoned"))?;
-        g.clone().ok_or_else(|| {
-            crate::errors::ConflictError::new_err(format!("{}: the store is closed", self.path.display()))
-        })
+        g.clone()
+            .ok_or_else(|| crate::errors::ConflictError::new_err(format!("{}: the store is closed", self.location)))
+    }
+
+    fn with(backend: Backend, location: String, path: Option<PathBuf>, cache_mb: u64) -> Store {
+        // Half of the cache budget for Python objects, about 220 bytes an entry.
+        let section_entries = usize::try_from((cache_mb << 20) / 2 / 220).unwrap_or(usize::MAX);
+        Store {
+            backend: Mutex::new(Some(Arc::new(backend))),
+            sections: Mutex::new(SectionCache::new(section_entries)),
+            location,
+            path,
+        }
     }
 }
 
-/// Runs engine work with the GIL released, errors and panics converted.
+/// Runs backend work with the GIL released, errors and panics converted.
 fn run<T: Send>(
     py: Python<'_>,
     what: &str,
-    engine: &Arc<Engine>,
-    f: impl FnOnce(&Engine) -> Result<T, Error> + Send,
+    backend: &Arc<Backend>,
+    f: impl FnOnce(&Backend) -> Result<T, Error> + Send,
 ) -> PyResult<T> {
-    py.detach(|| guard(what, || f(engine)))
+    py.detach(|| guard(what, || f(backend)))
 }
 
 fn id_list<'py>(py: Python<'py>, ids: impl IntoIterator<Item = GroupId>) -> PyResult<Bound<'py, PyList>> {
@@ -97,29 +115,93 @@ impl Store {
                 mxstate_rocks::open_with(&p, opts, &rocks)
             })
         })?;
-        // Half of the cache budget for Python objects, about 220 bytes an entry.
-        let section_entries = usize::try_from((cache_mb << 20) / 2 / 220).unwrap_or(usize::MAX);
-        Ok(Store {
-            engine: Mutex::new(Some(Arc::new(engine))),
-            sections: Mutex::new(SectionCache::new(section_entries)),
-            path,
-        })
+        Ok(Store::with(
+            Backend::Local(Arc::new(engine)),
+            path.display().to_string(),
+            Some(path),
+            cache_mb,
+        ))
+    }
+
+    /// Connects to a running `mxstate serve` at `address` (`unix:PATH` or
+    /// `tcp:HOST:PORT`); `secret_file` holds the service's shared secret.
+    /// Fails at once if the service cannot be reached or refuses us; later,
+    /// while it is down, calls fail with `BackendError` and the store
+    /// reconnects by itself when it is back.
+    #[staticmethod]
+    #[pyo3(signature = (address, secret_file = None, connections = 4, timeout_s = 60.0, cache_mb = 256))]
+    fn connect(
+        py: Python<'_>,
+        address: &str,
+        secret_file: Option<PathBuf>,
+        connections: usize,
+        timeout_s: f64,
+        cache_mb: u64,
+    ) -> PyResult<Self> {
+        let addr = guard("connect", || Addr::parse(address))?;
+        let secret = match secret_file {
+            None => None,
+            Some(f) => {
+                let bytes = std::fs::read(&f)
+                    .map_err(|e| invalid(format!("{}: cannot read the secret file: {e}", f.display())))?;
+                Some(
+                    mxstate_remote::auth::Secret::new(&bytes)
+                        .ok_or_else(|| invalid(format!("{}: a secret must be at least 16 bytes", f.display())))?,
+                )
+            }
+        };
+        if !(timeout_s.is_finite() && timeout_s > 0.0) {
+            return Err(invalid(format!(
+                "timeout_s must be a positive number of seconds, not {timeout_s}"
+            )));
+        }
+        let opts = RemoteOptions {
+            secret,
+            connections: connections.max(1),
+            request_timeout: Duration::from_secs_f64(timeout_s),
+            ..RemoteOptions::default()
+        };
+        let remote = py.detach(|| {
+            guard("connect", || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("mxstate-client")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::internal(format!("cannot start the client runtime: {e}")))?;
+                let store = rt.block_on(RemoteStore::connect(addr.clone(), opts))?;
+                Ok(Remote::new(rt, store))
+            })
+        })?;
+        Ok(Store::with(Backend::Remote(remote), address.to_owned(), None, cache_mb))
     }
 
     /// Closes the database (calls in flight finish first).
     fn close(&self) -> PyResult<()> {
         let mut g = self
-            .engine
+            .backend
             .lock()
             .map_err(|_| crate::errors::InternalError::new_err("store lock poisoned"))?;
         *g = None;
         Ok(())
     }
 
-    /// The database directory.
+    /// The database directory (None for a store reached through a service).
     #[getter]
-    fn path(&self) -> PathBuf {
+    fn path(&self) -> Option<PathBuf> {
         self.path.clone()
+    }
+
+    /// The database directory or the service's address.
+    #[getter]
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    /// Whether calls go to a service.
+    #[getter]
+    fn remote(&self) -> PyResult<bool> {
+        Ok(matches!(*self.backend()?, Backend::Remote(_)))
     }
 
     /// Stores one group; returns its id. With `prev_group`, the state is
@@ -147,7 +229,7 @@ impl Store {
             (None, _, Some(s)) => (None, Default::default(), Some(convert::state_map(s)?)),
             (None, _, None) => return Err(invalid("current_state and prev_group can't both be None")),
         };
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "store_group", &engine, |e| {
             let state = match (prev, &full) {
                 (Some(prev), _) => GroupState::Delta { prev, delta: &delta },
@@ -191,7 +273,7 @@ impl Store {
                 .map_err(|_| invalid("store_chain entries are (event_id, delta) pairs"))?;
             parsed.push((convert::event(&e)?, convert::delta(&d)?));
         }
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "store_chain", &engine, |e| {
             let groups: Vec<NewGroup<'_>> = parsed
                 .iter()
@@ -228,18 +310,8 @@ impl Store {
             None if include_others => mxstate_api::StateFilter::all(),
             None => mxstate_api::StateFilter::none(),
         };
-        let engine = self.engine()?;
-        let views = run(py, "state_for_groups", &engine, |e| {
-            let mut out = Vec::with_capacity(ids.len());
-            for &g in &ids {
-                match e.state_view(g, &filter) {
-                    Ok(v) => out.push((g, Some(v))),
-                    Err(Error::UnknownGroup(_)) => out.push((g, None)),
-                    Err(err) => return Err(err),
-                }
-            }
-            Ok(out)
-        })?;
+        let engine = self.backend()?;
+        let views = run(py, "state_for_groups", &engine, |e| e.states(&ids, &filter))?;
         let mut sections = self
             .sections
             .lock()
@@ -247,7 +319,8 @@ impl Store {
         let result = PyDict::new(py);
         for (g, v) in views {
             let d = match v {
-                Some(v) => convert::view_to_dict(py, &v, &mut sections)?,
+                Some(Found::View(v)) => convert::view_to_dict(py, &v, &mut sections)?,
+                Some(Found::Triples(t)) => convert::triples_to_dict(py, &t)?,
                 None => PyDict::new(py),
             };
             result.set_item(g, d)?;
@@ -259,7 +332,7 @@ impl Store {
     /// (or unknown).
     fn group_delta<'py>(&self, py: Python<'py>, group: i64) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let g = convert::group_id(group)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         let d = run(py, "group_delta", &engine, |e| match e.state_group_delta(g) {
             Err(Error::UnknownGroup(_)) => Ok(None),
             other => other,
@@ -282,28 +355,28 @@ impl Store {
     /// `{group: prev_group}` for the given groups that have a prev.
     fn previous_groups(&self, py: Python<'_>, groups: &Bound<'_, PyAny>) -> PyResult<BTreeMap<GroupId, GroupId>> {
         let ids = convert::groups(groups)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "previous_groups", &engine, |e| e.previous_groups(&ids))
     }
 
     /// `{child: prev_group}` for the groups whose prev is one of `groups`.
     fn next_groups(&self, py: Python<'_>, groups: &Bound<'_, PyAny>) -> PyResult<BTreeMap<GroupId, GroupId>> {
         let ids = convert::groups(groups)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "next_groups", &engine, |e| e.next_groups(&ids))
     }
 
     /// The groups of a room, ascending.
     fn room_groups(&self, py: Python<'_>, room_id: &str) -> PyResult<Vec<GroupId>> {
         let room = convert::room(room_id)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "room_groups", &engine, |e| e.room_groups(&room))
     }
 
     /// The room of a group, or None if it does not exist.
     fn group_room(&self, py: Python<'_>, group: i64) -> PyResult<Option<String>> {
         let g = convert::group_id(group)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "group_room", &engine, |e| match e.group_room(g) {
             Ok(r) => Ok(Some(r.as_str().to_owned())),
             Err(Error::UnknownGroup(_)) => Ok(None),
@@ -314,7 +387,7 @@ impl Store {
     /// The event a group was stored for, or None if it does not exist.
     fn group_event(&self, py: Python<'_>, group: i64) -> PyResult<Option<String>> {
         let g = convert::group_id(group)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "group_event", &engine, |e| match e.group_event(g) {
             Ok(ev) => Ok(Some(ev.as_str().to_owned())),
             Err(Error::UnknownGroup(_)) => Ok(None),
@@ -325,36 +398,28 @@ impl Store {
     /// The subset of `groups` that exist.
     fn existing_groups<'py>(&self, py: Python<'py>, groups: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PySet>> {
         let ids = convert::groups(groups)?;
-        let engine = self.engine()?;
-        let found = run(py, "existing_groups", &engine, |e| {
-            let mut out = Vec::new();
-            for &g in &ids {
-                if e.has_group(g)? {
-                    out.push(g);
-                }
-            }
-            Ok(out)
-        })?;
+        let engine = self.backend()?;
+        let found = run(py, "existing_groups", &engine, |e| e.existing_groups(&ids))?;
         id_set(py, found)
     }
 
     /// Up to `limit` group ids below `before`, descending.
     fn groups_below(&self, py: Python<'_>, before: i64, limit: usize) -> PyResult<Vec<GroupId>> {
         let b = convert::group_id(before)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "groups_below", &engine, |e| e.groups_below(b, limit))
     }
 
     /// The highest group id, or None when there is no group.
     fn max_group(&self, py: Python<'_>) -> PyResult<Option<GroupId>> {
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "max_group", &engine, |e| e.max_group())
     }
 
     /// Deletes everything stored for a room (a room never seen is fine).
     fn purge_room(&self, py: Python<'_>, room_id: &str) -> PyResult<()> {
         let room = convert::room(room_id)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "purge_room", &engine, |e| match e.purge_room(&room) {
             Err(Error::UnknownRoom(_)) => Ok(()),
             other => other,
@@ -370,7 +435,7 @@ impl Store {
     ) -> PyResult<Bound<'py, PySet>> {
         let ids = convert::groups(groups)?;
         let now = millis(now_ms)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         let missing = run(py, "check_and_bump_deletion", &engine, |e| {
             e.check_and_bump_deletion(&ids, now)
         })?;
@@ -388,7 +453,7 @@ impl Store {
     ) -> PyResult<Bound<'py, PySet>> {
         let ids = convert::groups(groups)?;
         let now = millis(now_ms)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         let missing = run(py, "mark_persisting", &engine, |e| {
             e.mark_persisting(&ids, instance, now)
         })?;
@@ -406,7 +471,7 @@ impl Store {
     ) -> PyResult<()> {
         let ids = convert::groups(groups)?;
         let now = millis(now_ms)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "finish_persisting", &engine, |e| {
             e.finish_persisting(&ids, instance, error, now)
         })
@@ -420,7 +485,7 @@ impl Store {
         older_than_ms: i64,
     ) -> PyResult<Bound<'py, PySet>> {
         let cutoff = millis(older_than_ms)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         let gone = run(py, "clear_persisting", &engine, |e| {
             e.clear_persisting(instance, cutoff)
         })?;
@@ -429,7 +494,7 @@ impl Store {
 
     /// Every persist mark as `(group, instance, inserted_ts)`.
     fn persisting_marks(&self, py: Python<'_>) -> PyResult<Vec<(GroupId, String, u64)>> {
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "persisting_marks", &engine, |e| e.persisting_marks())
     }
 
@@ -437,7 +502,7 @@ impl Store {
     fn mark_pending_deletion(&self, py: Python<'_>, groups: &Bound<'_, PyAny>, now_ms: i64) -> PyResult<()> {
         let ids = convert::groups(groups)?;
         let now = millis(now_ms)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "mark_pending_deletion", &engine, |e| {
             e.mark_pending_deletion(&ids, now)
         })
@@ -446,14 +511,14 @@ impl Store {
     /// Clears the pending-deletion marks of groups.
     fn mark_used(&self, py: Python<'_>, groups: &Bound<'_, PyAny>) -> PyResult<()> {
         let ids = convert::groups(groups)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "mark_used", &engine, |e| e.mark_used(&ids))
     }
 
     /// `{group: sequence_number}` of the given groups pending deletion.
     fn pending_deletions(&self, py: Python<'_>, groups: &Bound<'_, PyAny>) -> PyResult<BTreeMap<GroupId, u64>> {
         let ids = convert::groups(groups)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "pending_deletions", &engine, |e| e.pending_deletions(&ids))
     }
 
@@ -467,7 +532,7 @@ impl Store {
     ) -> PyResult<Option<(String, BTreeMap<GroupId, u64>)>> {
         let now = millis(now_ms)?;
         let delay = millis(delay_ms)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         run(py, "next_deletion_candidates", &engine, |e| {
             Ok(e.next_deletion_candidates(now, delay)?
                 .map(|(r, m)| (r.as_str().to_owned(), m)))
@@ -485,7 +550,7 @@ impl Store {
         let c = seq_map(candidates)?;
         let now = millis(now_ms)?;
         let delay = millis(delay_ms)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         let ready = run(py, "ready_for_deletion", &engine, |e| {
             e.ready_for_deletion(&c, now, delay)
         })?;
@@ -506,7 +571,7 @@ impl Store {
         let c = seq_map(candidates)?;
         let now = millis(now_ms)?;
         let delay = millis(delay_ms)?;
-        let engine = self.engine()?;
+        let engine = self.backend()?;
         let gone = run(py, "purge_if_ready", &engine, |e| {
             match e.purge_if_ready(&room, &c, now, delay) {
                 Err(Error::UnknownRoom(_)) => Ok(Vec::new()),
@@ -516,10 +581,19 @@ impl Store {
         id_list(py, gone)
     }
 
-    /// Figures about the database, as a dict.
+    /// Figures about the database, as a dict (`rooms`, `groups`,
+    /// `snapshots`, `bytes_on_disk`, and in process `longest_chain`).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let engine = self.engine()?;
-        let s = run(py, "stats", &engine, |e| e.stats())?;
+        let engine = self.backend()?;
+        if let Backend::Remote(r) = &*engine {
+            let json = py.detach(|| guard("stats", || r.stats_json()))?;
+            let all = py.import("json")?.call_method1("loads", (json,))?;
+            return Ok(all.get_item("database")?.cast_into::<PyDict>()?);
+        }
+        let Backend::Local(local) = &*engine else {
+            return Err(crate::errors::InternalError::new_err("unreachable backend"));
+        };
+        let s = py.detach(|| guard("stats", || local.stats()))?;
         let d = PyDict::new(py);
         d.set_item("rooms", s.rooms)?;
         d.set_item("groups", s.groups)?;
@@ -529,13 +603,20 @@ impl Store {
         Ok(d)
     }
 
-    /// Flushes and compacts the database (for size measurements).
+    /// Flushes and compacts the database (for size measurements; only in
+    /// the process that owns it).
     fn compact(&self, py: Python<'_>) -> PyResult<()> {
-        let engine = self.engine()?;
-        run(py, "compact", &engine, |e| e.compact())
+        let engine = self.backend()?;
+        match &*engine {
+            Backend::Local(local) => py.detach(|| guard("compact", || local.compact())),
+            Backend::Remote(_) => Err(crate::errors::ConflictError::new_err(format!(
+                "{}: compact runs in the process that owns the database, not through a service",
+                self.location
+            ))),
+        }
     }
 
     fn __repr__(&self) -> String {
-        format!("<mxstate Store {}>", self.path.display())
+        format!("<mxstate Store {}>", self.location)
     }
 }

@@ -76,7 +76,12 @@ refused("bad setting", config("bad-setting", {"path": str(work / "db"), "cache_m
 # A worker process.
 worker = {"worker_app": "synapse.app.generic_worker", "worker_name": "worker1",
           "instance_map": {"main": {"host": "127.0.0.1", "port": 18201}}}
-refused("worker", config("worker", {"path": str(work / "db")}, worker), "workers cannot share an mxstate database")
+refused("worker", config("worker", {"path": str(work / "db")}, worker), "belongs to one process")
+# A service that is not running, a malformed address, both kinds at once.
+refused("service down", config("service-down", {"server": f"unix:{work / 'nobody.sock'}"}),
+        "cannot reach the state service")
+refused("bad address", config("bad-address", {"server": str(work / "x.sock")}), "must be `unix:PATH`")
+refused("path and server", config("both", {"path": str(work / "db"), "server": "unix:/x"}), "not both")
 # The database in use by another process (RocksDB's lock).
 held = work / "held-db"
 shutil.rmtree(held, ignore_errors=True)

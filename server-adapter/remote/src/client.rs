@@ -20,6 +20,7 @@ use tokio::time::{timeout, Instant};
 
 use mxstate_api::{Error, EventId, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateFilter, StateMap, StateStore};
 
+use crate::adapter::{AdapterOp, AdapterReply};
 use crate::addr::Addr;
 use crate::auth::{ClientHello, Secret, ServerHello, Welcome, MAGIC, VERSION};
 use crate::frame::{self, FrameError, DEFAULT_MAX_FRAME};
@@ -115,10 +116,23 @@ impl RemoteStore {
         Ok(s)
     }
 
+    /// The service's address.
+    pub fn address(&self) -> &Addr {
+        &self.inner.addr
+    }
+
     /// The service's health and figures, as JSON.
     pub async fn stats(&self) -> Result<String> {
         match self.call(Op::Stats).await? {
             Reply::Stats(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A request of the Synapse integration (see [`crate::adapter`]).
+    pub async fn adapter(&self, op: AdapterOp) -> Result<AdapterReply> {
+        match self.call(Op::Adapter(op)).await? {
+            Reply::Adapter(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

@@ -6,10 +6,13 @@
 //! - [`auth`]: the versioned handshake and the shared-secret proof;
 //! - [`wire`]: requests and replies, and their conversion to the API's
 //!   validated types;
+//! - [`adapter`]: the Synapse integration's own requests (lookups and the
+//!   deletion protocol);
 //! - [`client`]: [`RemoteStore`], pooled, pipelined, reconnecting.
 //!
 //! docs/serve.md describes the protocol byte by byte and the threat model.
 
+pub mod adapter;
 pub mod addr;
 pub mod auth;
 pub mod client;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::adapter::{AdapterOp, AdapterReply};
 use mxstate_api::{
     Error, ErrorKind, EventId, GroupContent, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateDelta, StateFilter,
     StateKey, StateMap,
@@ -62,6 +63,8 @@ pub enum Op {
     },
     /// Health and figures of the service and its database.
     Stats,
+    /// A request of the Synapse integration (see [`crate::adapter`]).
+    Adapter(AdapterOp),
 }
 
 /// One reply.
@@ -75,6 +78,7 @@ pub enum Reply {
     Done,
     /// JSON: the service's counters and the database's figures.
     Stats(String),
+    Adapter(AdapterReply),
 }
 
 /// An error on the wire. The errors a caller acts on keep their variant

@@ -1,5 +1,9 @@
 //! One client connection: the handshake, then pipelined requests.
 //!
+//! Reads are answered on the connection's task as they arrive (they take
+//! microseconds from the engine's caches); writes, which wait for an
+//! fsync, run on tasks of their own, so a client may pipeline them. Every
+//! answer is written to the socket by whoever produced it, under a lock.
 //! Reading stops while `max_in_flight` requests of the connection are
 //! running (backpressure reaches the client through the socket), a frame
 //! over the limit, a frame that does not decode, or one that does not
@@ -12,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
@@ -46,32 +50,7 @@ where
     }
     let max = limits.max_frame;
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let (tx, mut rx) = mpsc::channel::<Response>(limits.max_in_flight * 2);
-    let writer = tokio::spawn(async move {
-        while let Some(resp) = rx.recv().await {
-            let bytes = match frame::encode(&resp, max) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    // Too big to send: the client gets an error, not silence.
-                    warn!("answer to request {} not sent: {e}", resp.id);
-                    let refusal = Response {
-                        id: resp.id,
-                        result: Err(WError::other(
-                            mxstate_api::ErrorKind::Capacity,
-                            format!("the answer is over the frame limit of {max} bytes: ask for fewer groups at once"),
-                        )),
-                    };
-                    match frame::encode(&refusal, max) {
-                        Ok(b) => b,
-                        Err(_) => break,
-                    }
-                }
-            };
-            if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
-                break;
-            }
-        }
-    });
+    let w = Arc::new(Mutex::new(w));
     let reason = loop {
         let len = tokio::select! {
             _ = shutdown.changed() => break "the service is shutting down".to_owned(),
@@ -92,22 +71,23 @@ where
                 )
             }
         };
+        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if dispatch::inline(&req.op) {
+            // Microseconds from the engine's caches: answered right here,
+            // without a task or a thread hop.
+            let result = run(&shared, req.op).await;
+            if let Err(e) = respond(&w, &shared, req.id, result, max).await {
+                break format!("cannot answer: {e}");
+            }
+            continue;
+        }
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break "internal: request limiter closed".to_owned();
         };
-        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let (shared, tx) = (shared.clone(), tx.clone());
+        let (shared, w) = (shared.clone(), w.clone());
         tokio::spawn(async move {
             let result = run(&shared, req.op).await;
-            if result.is_err() {
-                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            let _ = tx
-                .send(Response {
-                    id: req.id,
-                    result: result.map_err(|e| WError::from_error(&e)),
-                })
-                .await;
+            let _ = respond(&w, &shared, req.id, result, max).await;
             drop(permit);
         });
     };
@@ -119,8 +99,41 @@ where
     // Let the running requests finish and their answers go out.
     let all = u32::try_from(limits.max_in_flight).unwrap_or(u32::MAX);
     let _ = in_flight.acquire_many(all).await;
-    drop(tx);
-    let _ = writer.await;
+}
+
+/// Sends the answer to request `id`; an answer over the frame limit
+/// becomes a `Capacity` error (the client gets an error, not silence).
+async fn respond<W: AsyncWrite + Unpin>(
+    w: &Mutex<W>,
+    shared: &Shared,
+    id: u64,
+    result: mxstate_api::Result<mxstate_remote::wire::Reply>,
+    max: u32,
+) -> std::io::Result<()> {
+    if result.is_err() {
+        shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    let resp = Response {
+        id,
+        result: result.map_err(|e| WError::from_error(&e)),
+    };
+    let bytes = match frame::encode(&resp, max) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            warn!("answer to request {id} not sent: {e}");
+            let refusal = Response {
+                id,
+                result: Err(WError::other(
+                    mxstate_api::ErrorKind::Capacity,
+                    format!("the answer is over the frame limit of {max} bytes: ask for fewer groups at once"),
+                )),
+            };
+            frame::encode(&refusal, max).map_err(|e| std::io::Error::other(e.to_string()))?
+        }
+    };
+    let mut w = w.lock().await;
+    w.write_all(&bytes).await?;
+    w.flush().await
 }
 
 async fn run(shared: &Arc<Shared>, op: Op) -> mxstate_api::Result<mxstate_remote::wire::Reply> {

@@ -7,6 +7,28 @@ use mxstate_api::{Result, StateStore};
 use mxstate_engine::EngineStore;
 use mxstate_remote::wire::{self, Op, Reply};
 
+use crate::adapter;
+
+/// Whether `op` is answered on the connection's own task: the reads, which
+/// take microseconds from the engine's caches. Writes wait for an fsync
+/// and run on tasks of their own (a connection pipelines them).
+pub fn inline(op: &Op) -> bool {
+    match op {
+        Op::StateForGroups { .. }
+        | Op::GroupDelta(_)
+        | Op::EventGroups(_)
+        | Op::CurrentState { .. }
+        | Op::RoomGroups(_) => true,
+        Op::Adapter(a) => !a.writes(),
+        Op::StoreGroups(_)
+        | Op::SetEventGroups(_)
+        | Op::SetCurrentState { .. }
+        | Op::PurgeRoom(_)
+        | Op::PurgeUnreferenced { .. }
+        | Op::Stats => false,
+    }
+}
+
 /// Runs `op` (not [`Op::Stats`], which the connection answers).
 pub async fn run(store: &EngineStore, op: Op) -> Result<Reply> {
     Ok(match op {
@@ -63,6 +85,15 @@ pub async fn run(store: &EngineStore, op: Op) -> Result<Reply> {
                 .await?;
             Reply::Done
         }
+        Op::Adapter(op) if op.writes() => {
+            let engine = store.engine().clone();
+            Reply::Adapter(
+                tokio::task::spawn_blocking(move || adapter::run(&engine, op))
+                    .await
+                    .map_err(|e| mxstate_api::Error::internal(format!("storage task failed: {e}")))??,
+            )
+        }
+        Op::Adapter(op) => Reply::Adapter(adapter::run(store.engine(), op)?),
         Op::Stats => return Err(mxstate_api::Error::internal("stats is answered by the connection")),
     })
 }

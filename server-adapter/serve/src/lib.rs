@@ -7,8 +7,10 @@
 //! - [`conn`]: one client: handshake, pipelined requests with bounded
 //!   in-flight work, frame limits and deadlines;
 //! - [`dispatch`]: a request run against the engine;
+//! - [`adapter`]: the Synapse integration's requests run against the engine;
 //! - [`Server`]: the accept loop, limits, figures and graceful shutdown.
 
+pub mod adapter;
 pub mod conn;
 pub mod dispatch;
 pub mod listen;

@@ -56,6 +56,15 @@ def open_store(hs: "HomeServer", owner: object) -> Any:
     goes away with `owner`)."""
     config = getattr(hs.config, "mxstate", None)
     test_dir = os.environ.get(TEST_DIR_ENV)
+    if config is not None and config.enabled and config.server is not None:
+        try:
+            store = Store.connect(config.server, secret_file=config.secret_file, connections=config.connections,
+                                  timeout_s=config.timeout_s, cache_mb=config.cache_mb)
+        except MxStateError as e:
+            raise ConfigError(f"mxstate: cannot reach the state service at {config.server}: {e}",
+                              ("mxstate", "server")) from e
+        logger.info("mxstate: state database served by %s", config.server)
+        return store
     if config is not None and config.enabled:
         path = config.path
         try:
@@ -76,6 +85,6 @@ def open_store(hs: "HomeServer", owner: object) -> Any:
         return store
     raise ConfigError(
         "mxstate: the Synapse integration is installed but homeserver.yaml has no `mxstate:` block "
-        "with the database `path`",
+        "with the database `path` or the service's `server` address",
         ("mxstate",),
     )

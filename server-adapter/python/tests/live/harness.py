@@ -83,8 +83,16 @@ class Homeserver:
     ALL: list["Homeserver"] = []
 
     def __init__(self, name: str, root: Path, port: int, pg: Postgres, db: str,
-                 mxstate: Optional[Path], python: str) -> None:
+                 mxstate: Optional[Path], python: str, service: Optional[str] = None,
+                 extra: Optional[dict] = None) -> None:
+        """`mxstate`: a database directory this process opens; `service`: the
+        address of an `mxstate serve` instead; neither: stock Synapse.
+        `extra`: more settings (a worker deployment's main process)."""
         self.name = name
+        self.service = service
+        self.extra = extra or {}
+        #: More HTTP listeners: (port, resource names).
+        self.extra_listeners: list[tuple[int, list[str]]] = []
         self.dir = root / name
         self.port = port
         self.pg = pg
@@ -127,6 +135,12 @@ class Homeserver:
         }
         if self.mxstate is not None:
             config["mxstate"] = {"path": str(self.mxstate)}
+        if self.service is not None:
+            config["mxstate"] = {"server": self.service}
+        config.update(self.extra)
+        for port, names in self.extra_listeners:
+            config["listeners"].append({"port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
+                                        "x_forwarded": False, "resources": [{"names": names, "compress": False}]})
         log_config = {
             "version": 1,
             "formatters": {"f": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
@@ -142,8 +156,13 @@ class Homeserver:
             run([self.python, "-m", "synapse.app.homeserver", "-c", str(path), "--generate-keys"])
         return path
 
+    def url(self, method: str, path: str) -> str:
+        """Where a request goes (a worker deployment routes by path)."""
+        return self.base + path
+
     def command(self) -> list[str]:
-        module = "mxstate_synapse" if self.mxstate is not None else "synapse.app.homeserver"
+        on_mxstate = self.mxstate is not None or self.service is not None
+        module = "mxstate_synapse" if on_mxstate else "synapse.app.homeserver"
         return [self.python, "-m", module, "-c", str(self.dir / "homeserver.yaml")]
 
     def start(self, timeout: float = 120) -> None:
@@ -163,20 +182,30 @@ class Homeserver:
         raise RuntimeError(f"{self.name} did not answer /health within {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        stop_process(self)
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self.proc = None
+        kill9_process(self)
+
+
+def stop_process(owner: Any) -> None:
+    """SIGTERM to `owner.proc` and a wait (SIGKILL after 60 s)."""
+    if owner.proc is not None and owner.proc.poll() is None:
+        owner.proc.send_signal(signal.SIGTERM)
+        try:
+            owner.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            owner.proc.kill()
+            owner.proc.wait()
+    owner.proc = None
+
+
+def kill9_process(owner: Any) -> None:
+    """SIGKILL to `owner.proc`, reaped."""
+    assert owner.proc is not None
+    owner.proc.send_signal(signal.SIGKILL)
+    owner.proc.wait()
+    owner.proc = None
 
 
 class Client:
@@ -189,7 +218,7 @@ class Client:
     def call(self, method: str, path: str, token: Optional[str] = None, body: Any = None,
              params: Optional[dict] = None, ok: tuple[int, ...] = (200,)) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        r = self.http.request(method, self.hs.base + path, headers=headers, json=body, params=params, timeout=300)
+        r = self.http.request(method, self.hs.url(method, path), headers=headers, json=body, params=params, timeout=300)
         if r.status_code not in ok:
             raise RuntimeError(f"{self.hs.name}: {method} {path} -> {r.status_code} {r.text[:500]}")
         return (r.status_code, r.json()) if len(ok) > 1 else r.json()

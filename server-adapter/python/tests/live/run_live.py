@@ -14,32 +14,42 @@
    `mxstate import --postgres`, Synapse restarts on mxstate: the same
    answers as before; more activity; exported back into the SQL tables and
    restarted stock: the same answers as on mxstate.
+5. Workers: the same workload, at the same time, on a worker deployment
+   (main, two generic workers, an event persister, Redis) sharing one
+   `mxstate serve`: the answers read from worker2 and from the main
+   process equal stock Synapse's. `mxstate stats --server` inspects the
+   live service; the service is killed (SIGKILL) and restarted under the
+   running Synapse processes, which reconnect by themselves: a write
+   during the outage fails, nothing hangs, and afterwards events are
+   created and read with their state again.
 
-Usage: python run_live.py --work DIR --mxstate BIN [--members N]
+Usage: python run_live.py --work DIR --mxstate BIN [--members N] [--only workers]
 """
 
 import argparse
+import json
 import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import Client, Homeserver, Postgres, log, python_of_venv
-from workload import Record, Workload, answers, compare
+from harness import Client, Homeserver, Postgres, log, python_of_venv, run
+from workers import Deployment, Redis, Service
+from workload import Record, Workload, answers, compare, q
 
 
-def run_both(stock: Homeserver, mx: Homeserver, members: int) -> tuple[Record, Record]:
-    """The workload on both servers at once (one thread each)."""
+def run_together(targets: list[Any], members: int) -> list[Record]:
+    """The workload on every target at once (one thread each)."""
     results: dict[str, Any] = {}
 
-    def go(hs: Homeserver) -> None:
+    def go(hs: Any) -> None:
         try:
             results[hs.name] = Workload(Client(hs), members).run_all()
         except BaseException as e:  # reported below
             results[hs.name] = e
 
-    threads = [threading.Thread(target=go, args=(hs,)) for hs in (stock, mx)]
+    threads = [threading.Thread(target=go, args=(hs,)) for hs in targets]
     for t in threads:
         t.start()
     for t in threads:
@@ -47,7 +57,70 @@ def run_both(stock: Homeserver, mx: Homeserver, members: int) -> tuple[Record, R
     for name, r in results.items():
         if isinstance(r, BaseException):
             raise RuntimeError(f"workload on {name} failed") from r
-    return results[stock.name], results[mx.name]
+    return [results[hs.name] for hs in targets]
+
+
+def compare_eventually(expected: dict[str, Any], read: Any, what: str, timeout: float = 60) -> None:
+    """`compare`, allowing a worker the time replication takes to catch up."""
+    deadline = time.time() + timeout
+    while True:
+        got = read()
+        if got == expected or time.time() > deadline:
+            compare(expected, got, what)
+            return
+        time.sleep(1)
+
+
+def workers_test(d: Deployment, record: Record, expected: dict[str, Any], mxstate: str) -> None:
+    """Answers from two processes of the deployment; the service inspected
+    live, killed and restarted under it."""
+    compare_eventually(expected, lambda: answers(Client(d.reads_on(d.worker2)), record),
+                       "workers: stock vs the deployment, read from worker2")
+    compare_eventually(expected, lambda: answers(Client(d.reads_on(d.main)), record),
+                       "workers: stock vs the deployment, read from the main process")
+    stats = json.loads(run([mxstate, "stats", "--server", d.service.address, "--json"]).stdout)
+    groups = stats["database"]["groups"]
+    if groups < record.peak_members:
+        raise SystemExit(f"workers: the service holds {groups} groups, fewer than the joins made")
+    log(f"workers: `mxstate stats --server` on the live service: {groups} groups, "
+        f"{stats['service']['requests']} requests served")
+
+    # The service dies under the running deployment.
+    c = Client(d)
+    w = Workload(c, 0)
+    w.r = record
+    d.service.kill9()
+    t = time.time()
+    try:
+        w.state("private", record.admin_token, "org.mxstate.test", "outage", {"down": True})
+        raise SystemExit("workers: a state event was accepted while the state service was down")
+    except RuntimeError as e:
+        log(f"workers: with the service down, a write failed in {time.time() - t:.1f} s: {str(e)[:160]}")
+    d.service.start()
+    deadline = time.time() + 60
+    while True:
+        try:
+            w.state("private", record.admin_token, "org.mxstate.test", "after", {"back": True})
+            break
+        except RuntimeError as e:
+            if time.time() > deadline:
+                raise SystemExit(f"workers: no write succeeded within 60 s of the service's restart: {e}")
+            time.sleep(0.5)
+    log(f"workers: writes succeed again {time.time() - t:.1f} s after the kill, without restarting Synapse")
+    w.send("private", -1, "after-restart", "after the service restart")
+    room, event = record.messages["after-restart"]
+    path = f"/_matrix/client/v3/rooms/{q(record.rooms[room])}/context/{q(event)}"
+    reader = Client(d.reads_on(d.worker2))
+    deadline = time.time() + 60
+    while True:
+        code, body = reader.call("GET", path, record.admin_token, params={"limit": "0"}, ok=(200, 404))
+        keys = {(e["type"], e.get("state_key")) for e in body.get("state", [])} if code == 200 else set()
+        if ("org.mxstate.test", "after") in keys:
+            break
+        if time.time() > deadline:
+            raise SystemExit(f"workers: worker2 does not see the new state after the restart ({code})")
+        time.sleep(0.5)
+    log("workers: worker2 reads the events created after the restart with their state")
 
 
 def crash_test(mx: Homeserver, record: Record, members: int) -> None:
@@ -148,6 +221,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--mxstate", required=True, help="the mxstate CLI binary")
     ap.add_argument("--members", type=int, default=1000)
+    ap.add_argument("--only", choices=["workers"], help="only stock Synapse and the worker deployment")
     a = ap.parse_args()
     shutil.rmtree(a.work, ignore_errors=True)
     a.work.mkdir(parents=True)
@@ -156,15 +230,28 @@ def main() -> None:
     py = python_of_venv()
     stock = Homeserver("stock", a.work, 18101, pg, "synapse_stock", None, py)
     mx = Homeserver("mxstate", a.work, 18102, pg, "synapse_mx", a.work / "mxstate-db", py)
+    service = Service(a.mxstate, a.work / "served-db", a.work / "mxstate.sock", a.work / "serve.log")
+    workers = Deployment(a.work, 18110, pg, "synapse_workers", service, Redis(a.work / "redis"), py)
+    single = [stock] if a.only else [stock, mx]
     try:
-        for hs in (stock, mx):
+        for hs in single:
             pg.create_db(hs.db)
             hs.start()
-        log(f"stock and mxstate Synapse up; workload with a {a.members}-member room")
-        stock_record, mx_record = run_both(stock, mx, a.members)
-        if mx_record.peak_members < a.members:
-            raise SystemExit(f"the public room reached only {mx_record.peak_members} members")
+        pg.create_db(workers.main.db)
+        workers.start()
+        log(f"{', '.join(hs.name for hs in single)} and the worker deployment up; "
+            f"workload with a {a.members}-member room")
+        records = run_together(single + [workers], a.members)
+        stock_record, workers_record = records[0], records[-1]
+        if workers_record.peak_members < a.members:
+            raise SystemExit(f"the public room reached only {workers_record.peak_members} members")
         expected = answers(Client(stock), stock_record)
+        workers_test(workers, workers_record, expected, a.mxstate)
+        workers.stop()
+        if a.only:
+            log("the worker tests passed")
+            return
+        mx_record = records[1]
         compare(expected, answers(Client(mx), mx_record), "live: stock vs mxstate")
         mx.stop()
         mx.start()
@@ -179,6 +266,8 @@ def main() -> None:
     finally:
         for hs in Homeserver.ALL:
             hs.stop()
+        service.stop()
+        workers.redis.stop()
         pg.stop()
 
 
