@@ -9,7 +9,7 @@ use assert_cmd::Command;
 
 /// The bundled real Synapse dump.
 pub fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/synapse-small.sql.zst")
+    Path::new(&manifest_dir()).join("../../tests/fixtures/synapse-small.sql.zst")
 }
 
 /// The fixture, decompressed.
@@ -52,4 +52,11 @@ pub fn fails(args: &[&str]) -> String {
 /// A path as str.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// The package's directory: cargo's at run time (a target directory shared
+/// by clones at other paths may hold a binary built in another clone),
+/// else the one this was compiled in.
+fn manifest_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -9,7 +9,7 @@ use mxstate_synapse_dump::{DumpError, DumpReader, Record, Table};
 
 /// The real Synapse 1.163 dump shipped with the repository.
 pub fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/synapse-small.sql.zst")
+    Path::new(&manifest_dir()).join("../../tests/fixtures/synapse-small.sql.zst")
 }
 
 /// The fixture, decompressed.
@@ -51,4 +51,11 @@ pub fn fixture_counts() -> BTreeMap<Table, usize> {
         (Table::StateGroupsState, 1977),
         (Table::EventToStateGroups, 1070),
     ])
+}
+
+/// The package's directory: cargo's at run time (a target directory shared
+/// by clones at other paths may hold a binary built in another clone),
+/// else the one this was compiled in.
+fn manifest_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
