@@ -1,8 +1,9 @@
 //! Model-based property tests: random operation sequences run against the
 //! reference store and the RocksDB store (reopened at random points), and
 //! against the same engine behind `mxstate serve` through `RemoteStore`
-//! (the service restarted at random points); every answer must be
-//! identical.
+//! (the service restarted at random points), and against the engine on
+//! PostgreSQL (a private cluster, reopened at random points); every answer
+//! must be identical.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -96,6 +97,16 @@ enum Subject {
     Rocks(Option<EngineStore>, tempfile::TempDir),
     /// The engine behind a service, and a client of it.
     Remote(Option<(Served, RemoteStore)>),
+    /// The engine on PostgreSQL, and its database's URL.
+    Postgres(Option<EngineStore>, String),
+}
+
+/// Which store a run compares with the model.
+enum Kind {
+    Rocks,
+    Remote,
+    /// A fresh database at this URL.
+    Postgres(String),
 }
 
 impl Subject {
@@ -103,6 +114,7 @@ impl Subject {
         match self {
             Subject::Rocks(s, _) => s.as_ref().unwrap(),
             Subject::Remote(s) => &s.as_ref().unwrap().1,
+            Subject::Postgres(s, _) => s.as_ref().unwrap(),
         }
     }
 
@@ -118,6 +130,10 @@ impl Subject {
                 let served = served.restart(small_policy_options());
                 let client = served.client();
                 *s = Some((served, client));
+            }
+            Subject::Postgres(s, url) => {
+                *s = None;
+                *s = Some(pg_store(url));
             }
         }
     }
@@ -163,15 +179,19 @@ fn sorted(m: &BTreeMap<GroupId, StateMap>) -> Vec<(GroupId, Vec<(StateKey, Event
 }
 
 impl Harness {
-    fn new(remote: bool) -> Self {
-        let subject = if remote {
-            let served = Served::start(small_policy_options());
-            let client = served.client();
-            Subject::Remote(Some((served, client)))
-        } else {
-            let dir = tempfile::tempdir().unwrap();
-            let rocks = mxstate_rocks::open_store(&dir.path().join("db"), small_policy_options()).unwrap();
-            Subject::Rocks(Some(rocks), dir)
+    fn new(kind: Kind) -> Self {
+        let subject = match kind {
+            Kind::Remote => {
+                let served = Served::start(small_policy_options());
+                let client = served.client();
+                Subject::Remote(Some((served, client)))
+            }
+            Kind::Rocks => {
+                let dir = tempfile::tempdir().unwrap();
+                let rocks = mxstate_rocks::open_store(&dir.path().join("db"), small_policy_options()).unwrap();
+                Subject::Rocks(Some(rocks), dir)
+            }
+            Kind::Postgres(url) => Subject::Postgres(Some(pg_store(&url)), url),
         };
         Harness {
             model: MemoryStore::new(),
@@ -307,9 +327,15 @@ impl Harness {
     }
 }
 
-fn run(ops: &[Op], remote: bool) {
+fn pg_store(url: &str) -> EngineStore {
+    EngineStore::new(std::sync::Arc::new(
+        mxstate_postgres::open(url, small_policy_options()).unwrap(),
+    ))
+}
+
+fn run(ops: &[Op], kind: Kind) {
     runtime().block_on(async {
-        let mut h = Harness::new(remote);
+        let mut h = Harness::new(kind);
         for (i, op) in ops.iter().enumerate() {
             h.apply(op).await;
             if i % 8 == 7 {
@@ -327,7 +353,7 @@ proptest! {
 
     #[test]
     fn rocks_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
-        run(&ops, false);
+        run(&ops, Kind::Rocks);
     }
 }
 
@@ -336,6 +362,25 @@ proptest! {
 
     #[test]
     fn remote_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
-        run(&ops, true);
+        run(&ops, Kind::Remote);
     }
+}
+
+/// One private cluster for the whole run (a fresh database per case).
+#[test]
+fn postgres_matches_model() {
+    let cluster = mxstate_synapse_dump::PgCluster::start().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 16,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 1..60), |ops| {
+            let name = format!("model_{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            cluster.create_database(&name).unwrap();
+            run(&ops, Kind::Postgres(cluster.url_for(&name)));
+            Ok(())
+        })
+        .unwrap();
 }

@@ -2,7 +2,7 @@
 //! machine, in one run, on the same synthetic data:
 //!
 //! ```sh
-//! cargo run --release -p mxstate-benches --bin compare -- --members 10000 [--seed 1] [--samples 200] [--work-dir DIR]
+//! cargo run --release -p mxstate-benches --bin compare -- --members 10000 [--seed 1] [--samples 200] [--work-dir DIR] [--backend rocksdb|postgres]
 //! ```
 //!
 //! 1. Writes a Synapse-shaped dump of one room (`mxstate_synth::write_dump`).
@@ -70,6 +70,11 @@ struct Args {
     /// Groups per `store_groups` call.
     #[arg(long, default_value_t = 1000)]
     batch_size: u64,
+    /// Where mxstate keeps its records: `rocksdb` (a directory in the work
+    /// directory) or `postgres` (a database of the same PostgreSQL server
+    /// as Synapse's tables).
+    #[arg(long, default_value = "rocksdb", value_parser = ["rocksdb", "postgres"])]
+    backend: String,
 }
 
 impl Args {
@@ -90,6 +95,9 @@ impl Args {
         }
         if self.batch_size != 1000 {
             c.push_str(&format!(" --batch-size {}", self.batch_size));
+        }
+        if self.backend != "rocksdb" {
+            c.push_str(&format!(" --backend {}", self.backend));
         }
         c
     }
@@ -258,8 +266,14 @@ fn run(args: &Args) -> Res<()> {
     ));
 
     // 3. mxstate.
-    log.say("importing the dump into mxstate");
-    let (engine, import, mx_import) = mx::import(&db, &dump)?;
+    let db = if args.backend == "postgres" {
+        pg.cluster.create_database("mxstate")?;
+        mx::Db::Postgres(pg.cluster.url_for("mxstate"))
+    } else {
+        mx::Db::Rocks(db)
+    };
+    log.say(&format!("importing the dump into mxstate at {db}"));
+    let (engine, import, mx_import) = mx::import(&db, &dump, &work)?;
     log.say(&format!(
         "imported {} groups, {} mappings in {}; compacting",
         count(import.groups_stored),
@@ -268,7 +282,7 @@ fn run(args: &Args) -> Res<()> {
     ));
     let (mx_compact, stats) = mx::compact_and_stats(&engine)?;
     drop(engine);
-    let mx_total = stats.bytes_on_disk.ok_or("the RocksDB backend always knows its size")?;
+    let mx_total = stats.bytes_on_disk.ok_or("both backends know their size")?;
     let mx_map = mx::cf_bytes(&stats, "event_groups") + mx::cf_bytes(&stats, "group_events");
     let mx_no_map = mx_total.saturating_sub(mx_map);
     let mx_strings = mx::cf_bytes(&stats, "strings") + mx::cf_bytes(&stats, "nids");
@@ -629,7 +643,7 @@ fn run(args: &Args) -> Res<()> {
         dur(write_time)
     );
     if args.work_dir.is_some() {
-        println!("kept: {} and {}", dump.display(), db.display());
+        println!("kept: {} and {db}", dump.display());
     }
     Ok(())
 }

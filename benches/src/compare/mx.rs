@@ -1,7 +1,7 @@
 //! The mxstate side: the same dump imported with the library, read and
 //! written through `Engine`'s public calls.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mxstate_engine::{
@@ -14,19 +14,40 @@ use mxstate_synapse_import::{ImportSummary, Importer};
 use super::pg::{Read, Triple};
 use super::Res;
 
+/// Where the mxstate database is: a RocksDB directory, or a PostgreSQL
+/// database (a URL).
+pub enum Db {
+    Rocks(PathBuf),
+    Postgres(String),
+}
+
+impl Db {
+    fn open(&self, opts: EngineOptions) -> Res<Engine> {
+        Ok(match self {
+            Db::Rocks(dir) => mxstate_rocks::open(dir, opts)?,
+            Db::Postgres(url) => mxstate_postgres::open(url, opts)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Db::Rocks(dir) => write!(f, "{}", dir.display()),
+            Db::Postgres(url) => f.write_str(url),
+        }
+    }
+}
+
 /// Imports the dump into a new database at `db`, as `mxstate import` does
-/// (scratch space next to the database). Returns the engine, the summary
-/// and the time of reading + storing.
-pub fn import(db: &Path, dump: &Path) -> Res<(Engine, ImportSummary, Duration)> {
+/// (scratch space next to the database, or in `scratch`). Returns the
+/// engine, the summary and the time of reading + storing.
+pub fn import(db: &Db, dump: &Path, scratch: &Path) -> Res<(Engine, ImportSummary, Duration)> {
     let t = Instant::now();
-    let engine = mxstate_rocks::open(
-        db,
-        EngineOptions {
-            allow_incomplete_import: true,
-            ..EngineOptions::default()
-        },
-    )?;
-    let scratch = db.parent().unwrap_or(Path::new("."));
+    let engine = db.open(EngineOptions {
+        allow_incomplete_import: true,
+        ..EngineOptions::default()
+    })?;
     let mut importer = Importer::begin(&engine, &format!("import of {}", dump.display()), scratch)?;
     let mut reader = DumpReader::open(dump)?;
     while let Some(rec) = reader.next() {
@@ -58,8 +79,8 @@ pub fn cf_bytes(stats: &Stats, name: &str) -> u64 {
 }
 
 /// Opens the database for reading and writing, default options.
-pub fn open(db: &Path) -> Res<Engine> {
-    Ok(mxstate_rocks::open(db, EngineOptions::default())?)
+pub fn open(db: &Db) -> Res<Engine> {
+    db.open(EngineOptions::default())
 }
 
 /// The filter matching a read shape.

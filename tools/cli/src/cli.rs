@@ -49,7 +49,7 @@ pub struct SourceArgs {
 #[derive(Args, Debug)]
 #[group(skip)]
 pub struct TargetArgs {
-    /// Database directory.
+    /// Database directory, or a PostgreSQL database (`postgresql://...`).
     #[arg(long, required_unless_present = "server", conflicts_with = "server")]
     pub db: Option<PathBuf>,
     /// A running `mxstate serve` (`unix:PATH` or `tcp:HOST:PORT`), read
@@ -63,7 +63,8 @@ pub struct TargetArgs {
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// Database directory (created if missing).
+    /// Database directory, or a PostgreSQL database (`postgresql://...`);
+    /// created if missing.
     #[arg(long)]
     pub db: PathBuf,
     #[command(flatten)]
@@ -89,7 +90,7 @@ pub struct VerifyArgs {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Database directory.
+    /// Database directory, or a PostgreSQL database (`postgresql://...`).
     #[arg(long)]
     pub db: PathBuf,
     /// Output SQL file, or - for stdout.
@@ -147,7 +148,8 @@ pub struct StatsArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Database directory (created if missing).
+    /// Database directory, or a PostgreSQL database (`postgresql://...`);
+    /// created if missing.
     #[arg(long)]
     pub db: PathBuf,
     /// `unix:PATH` (access by file permissions) or `tcp:HOST:PORT`
@@ -167,7 +169,7 @@ pub struct ServeArgs {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Database directory.
+    /// Database directory, or a PostgreSQL database (`postgresql://...`).
     #[arg(long)]
     pub db: PathBuf,
     /// Print the report as JSON.

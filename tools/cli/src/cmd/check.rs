@@ -8,7 +8,7 @@ use crate::error::{CliError, CliResult};
 
 /// Runs `mxstate check`: exit 0 on a clean database, 1 on damage.
 pub fn run(a: CheckArgs) -> CliResult {
-    let engine = mxstate_rocks::open(
+    let engine = super::open_db(
         &a.db,
         EngineOptions {
             create: false,

@@ -15,7 +15,7 @@ use super::stats::human;
 /// Runs `mxstate import`.
 pub fn run(a: ImportArgs) -> CliResult {
     let mut source = Source::open(&a.source)?;
-    let engine = mxstate_rocks::open(
+    let engine = super::open_db(
         &a.db,
         EngineOptions {
             allow_incomplete_import: true,
@@ -62,8 +62,12 @@ pub fn import(engine: &Engine, source: &mut Source, progress: &mut Progress) -> 
         })
 }
 
-/// Scratch space next to the database (same filesystem, same free space).
+/// Scratch space next to the database (same filesystem, same free space);
+/// the temporary directory for a database in PostgreSQL.
 pub fn scratch_parent(db: &Path) -> std::path::PathBuf {
+    if db.to_str().is_some_and(mxstate_postgres::is_url) {
+        return std::env::temp_dir();
+    }
     match db.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => std::path::PathBuf::from("."),

@@ -35,13 +35,22 @@ pub fn run(cli: Cli) -> CliResult {
     }
 }
 
+/// Opens the database `db` names: a RocksDB directory, or a PostgreSQL
+/// database when it is a `postgresql://` URL.
+pub fn open_db(db: &Path, opts: EngineOptions) -> CliResult<Engine> {
+    match db.to_str().filter(|s| mxstate_postgres::is_url(s)) {
+        Some(url) => Ok(mxstate_postgres::open(url, opts)?),
+        None => Ok(mxstate_rocks::open(db, opts)?),
+    }
+}
+
 /// Opens an existing database for reading (refusing an unfinished import).
-pub fn open_existing(path: &Path) -> CliResult<Engine> {
-    Ok(mxstate_rocks::open(
-        path,
+pub fn open_existing(db: &Path) -> CliResult<Engine> {
+    open_db(
+        db,
         EngineOptions {
             create: false,
             ..EngineOptions::default()
         },
-    )?)
+    )
 }

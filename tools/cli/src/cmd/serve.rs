@@ -34,7 +34,7 @@ pub fn run(a: ServeArgs) -> CliResult {
         .build()
         .map_err(|e| CliError::io("tokio runtime", e))?;
     rt.block_on(async {
-        let engine = Arc::new(mxstate_rocks::open(&a.db, EngineOptions::default())?);
+        let engine = Arc::new(super::open_db(&a.db, EngineOptions::default())?);
         let server = Server::bind(engine.clone(), opts).await?;
         eprintln!("mxstate: serving {} at {}", engine.location(), server.local());
         server.run(shutdown_signal()).await?;

@@ -1,0 +1,417 @@
+//! [`PgKv`]: the key-value seam in one PostgreSQL table.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use mxstate_api::{Error, Result};
+use mxstate_engine::kv::{Batch, Cf, CfSize, KvMaintenance, KvStore, Op, Visit};
+use mxstate_engine::{Engine, EngineOptions};
+use postgres::types::ToSql;
+use postgres::Client;
+
+use crate::conn::{Conn, Pool};
+use crate::error::pg;
+
+/// The table.
+const TABLE: &str = "mxstate_kv";
+/// The session advisory lock that makes a process the database's owner
+/// ("mxstate" in ASCII).
+const LEASE_KEY: i64 = 0x006d_7873_7461_7465;
+
+/// Settings of the PostgreSQL backend.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// Connections for reads (one more writes and holds the lease).
+    pub readers: usize,
+    /// Rows fetched at a time by a scan.
+    pub page_rows: usize,
+    /// Commit every write synchronously (the default: a returned write is
+    /// on the primary's disk, and on its synchronous standbys when the
+    /// cluster has them). `false` commits asynchronously.
+    pub sync_writes: bool,
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        PgConfig {
+            readers: 4,
+            page_rows: 1024,
+            sync_writes: true,
+        }
+    }
+}
+
+/// mxstate's records in a PostgreSQL table, owned by this process.
+pub struct PgKv {
+    /// Holds the lease; every write goes through it.
+    writer: Mutex<Conn>,
+    readers: Pool,
+    location: String,
+    page_rows: i64,
+    sync_writes: bool,
+}
+
+/// Opens (or, with `opts.create`, makes) the database at `url`.
+pub fn open(url: &str, opts: EngineOptions) -> Result<Engine> {
+    open_with(url, opts, &PgConfig::default())
+}
+
+/// [`open`] with backend settings.
+pub fn open_with(url: &str, opts: EngineOptions, cfg: &PgConfig) -> Result<Engine> {
+    let kv = PgKv::connect(url, opts.create, cfg)?;
+    Engine::with_kv(Box::new(kv), opts)
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((auth, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn cf_id(cf: Cf) -> i16 {
+    let i = Cf::ALL.iter().position(|&c| c == cf).unwrap_or(usize::MAX);
+    i16::try_from(i).unwrap_or(i16::MAX)
+}
+
+/// The first key after every key starting with `prefix` (None: no bound).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl PgKv {
+    /// Connects, makes the table when `create` is set, and takes the lease.
+    pub fn connect(url: &str, create: bool, cfg: &PgConfig) -> Result<PgKv> {
+        let location = redact(url);
+        let writer = Conn::open(url)?;
+        let loc = location.clone();
+        writer.run(move |c| {
+            let exists: bool = c
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
+                .map_err(pg)?
+                .get(0);
+            if !exists {
+                if !create {
+                    return Err(Error::NoDatabase(loc));
+                }
+                // Values are compressed by the engine: no second compression.
+                c.batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS {TABLE} (cf smallint NOT NULL, k bytea NOT NULL, v bytea NOT NULL, \
+                     PRIMARY KEY (cf, k)); ALTER TABLE {TABLE} ALTER COLUMN v SET STORAGE EXTERNAL"
+                ))
+                .map_err(pg)?;
+            }
+            let owner: bool = c
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY])
+                .map_err(pg)?
+                .get(0);
+            if !owner {
+                return Err(Error::DatabaseInUse(loc));
+            }
+            Ok(())
+        })?;
+        Ok(PgKv {
+            writer: Mutex::new(writer),
+            readers: Pool::new(url, cfg.readers),
+            location,
+            page_rows: i64::try_from(cfg.page_rows.max(1)).unwrap_or(1024),
+            sync_writes: cfg.sync_writes,
+        })
+    }
+
+    /// Runs a query on a reader connection.
+    fn read<T: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send + 'static) -> Result<T> {
+        self.readers.lend()?.run(f)
+    }
+
+    /// Streams the rows of `sql` (with `cf`, `lower`, `upper` as `$1..$3`)
+    /// page by page to `visit`, in one read-only snapshot.
+    fn scan(
+        &self,
+        sql: &'static str,
+        cf: Cf,
+        lower: Vec<u8>,
+        upper: Option<Vec<u8>>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        let conn = self.readers.lend()?;
+        let (pages, inbox) = mpsc::sync_channel::<Result<Vec<(Vec<u8>, Vec<u8>)>>>(1);
+        let page = self.page_rows;
+        let id = cf_id(cf);
+        conn.start(move |c| {
+            let run = |c: &mut Client| -> Result<()> {
+                let mut t = c
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .map_err(pg)?;
+                let params: [&(dyn ToSql + Sync); 3] = [&id, &lower, &upper];
+                let portal = t.bind(sql, &params).map_err(pg)?;
+                loop {
+                    let rows = t
+                        .query_portal(&portal, i32::try_from(page).unwrap_or(1024))
+                        .map_err(pg)?;
+                    let n = rows.len();
+                    let kvs = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+                    if pages.send(Ok(kvs)).is_err() || i64::try_from(n).unwrap_or(0) < page {
+                        break;
+                    }
+                }
+                t.commit().map_err(pg)
+            };
+            if let Err(e) = run(c) {
+                let _ = pages.send(Err(e));
+            }
+        })?;
+        while let Ok(page) = inbox.recv() {
+            for (k, v) in page? {
+                if !visit(&k, &v)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PgKv {
+    fn drop(&mut self) {
+        // Give the lease back now rather than when the server notices the
+        // session is gone, so that a process taking over need not wait.
+        if let Ok(w) = self.writer.lock() {
+            let _ = w.run(|c| {
+                c.execute("SELECT pg_advisory_unlock($1)", &[&LEASE_KEY]).map_err(pg)?;
+                Ok(())
+            });
+        }
+    }
+}
+
+const SCAN_UP: &str =
+    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k";
+const SCAN_DOWN: &str =
+    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k DESC";
+
+impl KvStore for PgKv {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (id, key) = (cf_id(cf), key.to_vec());
+        self.read(move |c| {
+            let row = c
+                .query_opt("SELECT v FROM mxstate_kv WHERE cf = $1 AND k = $2", &[&id, &key])
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let (id, wanted) = (cf_id(cf), keys.to_vec());
+        let found = self.read(move |c| {
+            let rows = c
+                .query(
+                    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k = ANY($2)",
+                    &[&id, &wanted],
+                )
+                .map_err(pg)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+                .collect::<BTreeMap<_, _>>())
+        })?;
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    fn write(&self, batch: Batch) -> Result<()> {
+        let sync = self.sync_writes && !batch.sync_deferred();
+        // The last operation on a key wins: then deletes and upserts are
+        // disjoint and one statement each applies them.
+        let mut last: BTreeMap<(i16, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
+        for op in batch.into_ops() {
+            match op {
+                Op::Put(cf, k, v) => last.insert((cf_id(cf), k), Some(v)),
+                Op::Delete(cf, k) => last.insert((cf_id(cf), k), None),
+            };
+        }
+        let (mut dcf, mut dk, mut pcf, mut pk, mut pv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((cf, k), v) in last {
+            match v {
+                None => {
+                    dcf.push(cf);
+                    dk.push(k);
+                }
+                Some(v) => {
+                    pcf.push(cf);
+                    pk.push(k);
+                    pv.push(v);
+                }
+            }
+        }
+        let writer = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer connection lock poisoned"))?;
+        writer.run(move |c| {
+            let mut t = c.transaction().map_err(pg)?;
+            if !sync {
+                t.batch_execute("SET LOCAL synchronous_commit TO off").map_err(pg)?;
+            }
+            // The lease is this session's: a writer that lost its
+            // connection (and so its lock) has no session to write with.
+            if !dk.is_empty() {
+                t.execute(
+                    "DELETE FROM mxstate_kv WHERE (cf, k) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))",
+                    &[&dcf, &dk],
+                )
+                .map_err(pg)?;
+            }
+            if !pk.is_empty() {
+                t.execute(
+                    "INSERT INTO mxstate_kv (cf, k, v) SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
+                     ON CONFLICT (cf, k) DO UPDATE SET v = EXCLUDED.v",
+                    &[&pcf, &pk, &pv],
+                )
+                .map_err(pg)?;
+            }
+            t.commit().map_err(pg)
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        // A synchronous commit that writes flushes the WAL up to it,
+        // asynchronous commits before it included.
+        let writer = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer connection lock poisoned"))?;
+        writer.run(|c| {
+            let mut t = c.transaction().map_err(pg)?;
+            t.batch_execute("SET LOCAL synchronous_commit TO on").map_err(pg)?;
+            t.execute(
+                "INSERT INTO mxstate_kv (cf, k, v) VALUES ($1, 'sync', '') ON CONFLICT (cf, k) DO UPDATE SET v = ''",
+                &[&i16::MAX],
+            )
+            .map_err(pg)?;
+            t.commit().map_err(pg)
+        })
+    }
+
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        self.scan(SCAN_UP, cf, prefix.to_vec(), prefix_end(prefix), visit)
+    }
+
+    fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        if lower >= upper {
+            return Ok(());
+        }
+        self.scan(SCAN_DOWN, cf, lower.to_vec(), Some(upper.to_vec()), visit)
+    }
+
+    fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let (id, lower, upper) = (cf_id(cf), prefix.to_vec(), prefix_end(prefix));
+        self.read(move |c| {
+            let row = c
+                .query_opt(
+                    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) \
+                     ORDER BY k DESC LIMIT 1",
+                    &[&id, &lower, &upper],
+                )
+                .map_err(pg)?;
+            Ok(row.map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn maintenance(&self) -> Option<&dyn KvMaintenance> {
+        Some(self)
+    }
+}
+
+impl KvMaintenance for PgKv {
+    fn sizes(&self) -> Result<Vec<CfSize>> {
+        let counts = self.read(|c| {
+            let rows = c
+                .query(
+                    "SELECT cf, count(*), coalesce(sum(octet_length(k) + octet_length(v)), 0)::bigint \
+                     FROM mxstate_kv GROUP BY cf",
+                    &[],
+                )
+                .map_err(pg)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<_, i16>(0), (r.get::<_, i64>(1), r.get::<_, i64>(2))))
+                .collect::<BTreeMap<_, _>>())
+        })?;
+        Ok(Cf::ALL
+            .iter()
+            .map(|&cf| {
+                let (keys, bytes) = counts.get(&cf_id(cf)).copied().unwrap_or((0, 0));
+                CfSize {
+                    name: cf.name(),
+                    // Key and value bytes as stored (before TOAST and page overhead).
+                    stored_bytes: u64::try_from(bytes).unwrap_or(0),
+                    buffered_bytes: 0,
+                    keys_estimate: u64::try_from(keys).unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    fn bytes_on_disk(&self) -> Result<u64> {
+        self.read(|c| {
+            let n: i64 = c
+                .query_one("SELECT pg_total_relation_size('mxstate_kv')", &[])
+                .map_err(pg)?
+                .get(0);
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn compact(&self) -> Result<()> {
+        self.read(|c| c.batch_execute("VACUUM (ANALYZE) mxstate_kv").map_err(pg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(&[]), None);
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact("postgresql://u:secret@h/db"), "postgresql://u:***@h/db");
+        assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
+        assert_eq!(redact("host=/tmp dbname=x"), "host=/tmp dbname=x");
+    }
+
+    #[test]
+    fn families_have_distinct_ids() {
+        let ids: std::collections::BTreeSet<i16> = Cf::ALL.iter().map(|&c| cf_id(c)).collect();
+        assert_eq!(ids.len(), Cf::ALL.len());
+        assert!(!ids.contains(&i16::MAX), "the sync row's family is not a real one");
+    }
+}
