@@ -195,3 +195,72 @@ fn one_owner_at_a_time() {
     .expect("no database");
     assert_eq!(none.kind(), ErrorKind::NotFound, "{none}");
 }
+
+/// Cuts every session of database `db` but the caller's, as a failover or
+/// a server restart does.
+fn cut_sessions(c: &PgCluster, db: &str) -> u64 {
+    let mut admin = c.connect("postgres").unwrap();
+    let rows = admin
+        .query(
+            // With a timeout: returns once each session has ended (its locks with it).
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .unwrap();
+    u64::try_from(rows.len()).unwrap()
+}
+
+fn one_group(s: &EngineStore, rt: &tokio::runtime::Runtime, n: u64) -> mxstate_api::Result<u64> {
+    rt.block_on(s.store_state_groups(vec![mxstate_api::GroupWrite {
+        id: None,
+        room_id: mxstate_conformance::room(1),
+        event_id: mxstate_conformance::ev(n),
+        content: mxstate_api::GroupContent::Full(mxstate_conformance::state(&[("m.room.create", "", n)])),
+    }]))
+    .map(|ids| ids[0])
+}
+
+#[test]
+fn the_owner_reconnects_and_a_successor_fences_it_out() {
+    let c = cluster();
+    let url = database(&c, "failover");
+    let rt = mxstate_tests::runtime();
+    let first = store(&url, EngineOptions::default());
+    let g1 = one_group(&first, &rt, 1).unwrap();
+
+    // Its sessions cut: the owner reconnects by itself, reads and writes go
+    // on, and nothing it acknowledged is missing.
+    assert!(cut_sessions(&c, "failover") >= 1);
+    let g2 = one_group(&first, &rt, 2).unwrap();
+    let both = rt
+        .block_on(first.state_for_groups(vec![g1, g2], mxstate_api::StateFilter::all()))
+        .unwrap();
+    assert_eq!(both.len(), 2);
+
+    // Cut again, and another process takes the database over before the
+    // first writes: the first is fenced out, with a clear error, and its
+    // write is not applied; the successor sees everything acknowledged.
+    cut_sessions(&c, "failover");
+    let second = store(&url, EngineOptions::default());
+    let refused = one_group(&first, &rt, 3).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Conflict, "{refused}");
+    assert!(refused.to_string().contains("no longer owns"), "{refused}");
+    let seen = rt
+        .block_on(second.state_for_groups(vec![g1, g2], mxstate_api::StateFilter::all()))
+        .unwrap();
+    assert_eq!(seen.len(), 2);
+    let g3 = one_group(&second, &rt, 4).unwrap();
+    assert!(g3 > g2, "ids are never reused after a takeover: {g3} after {g2}");
+    let check = rt.block_on(second.room_groups(mxstate_conformance::room(1))).unwrap();
+    assert_eq!(check, vec![g1, g2, g3], "the fenced-out write left nothing");
+    // The successor gone too, the lock is free: the first still may not
+    // write (the lease's generation is not its own; its caches are stale).
+    drop(second);
+    let fenced = one_group(&first, &rt, 5).unwrap_err();
+    assert_eq!(fenced.kind(), ErrorKind::Conflict, "{fenced}");
+    assert!(fenced.to_string().contains("took over"), "{fenced}");
+    drop(first);
+    let third = store(&url, EngineOptions::default());
+    let check = rt.block_on(third.room_groups(mxstate_conformance::room(1))).unwrap();
+    assert_eq!(check, vec![g1, g2, g3]);
+}

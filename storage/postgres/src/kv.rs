@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use mxstate_api::{Error, Result};
 use mxstate_engine::kv::{Batch, Cf, CfSize, KvMaintenance, KvStore, Op, Visit};
@@ -12,12 +12,10 @@ use postgres::Client;
 
 use crate::conn::{Conn, Pool};
 use crate::error::pg;
+use crate::lease::{Body, Writer, LEASE_DDL};
 
 /// The table.
 const TABLE: &str = "mxstate_kv";
-/// The session advisory lock that makes a process the database's owner
-/// ("mxstate" in ASCII).
-const LEASE_KEY: i64 = 0x006d_7873_7461_7465;
 
 /// Settings of the PostgreSQL backend.
 #[derive(Debug, Clone)]
@@ -45,7 +43,7 @@ impl Default for PgConfig {
 /// mxstate's records in a PostgreSQL table, owned by this process.
 pub struct PgKv {
     /// Holds the lease; every write goes through it.
-    writer: Mutex<Conn>,
+    writer: Mutex<Writer>,
     readers: Pool,
     location: String,
     page_rows: i64,
@@ -95,38 +93,29 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl PgKv {
-    /// Connects, makes the table when `create` is set, and takes the lease.
+    /// Connects, makes the tables when `create` is set, and takes ownership.
     pub fn connect(url: &str, create: bool, cfg: &PgConfig) -> Result<PgKv> {
         let location = redact(url);
-        let writer = Conn::open(url)?;
+        let setup = Conn::open(url)?;
         let loc = location.clone();
-        writer.run(move |c| {
+        setup.run(move |c| {
             let exists: bool = c
                 .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
                 .map_err(pg)?
                 .get(0);
-            if !exists {
-                if !create {
-                    return Err(Error::NoDatabase(loc));
-                }
-                // Values are compressed by the engine: no second compression.
-                c.batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS {TABLE} (cf smallint NOT NULL, k bytea NOT NULL, v bytea NOT NULL, \
-                     PRIMARY KEY (cf, k)); ALTER TABLE {TABLE} ALTER COLUMN v SET STORAGE EXTERNAL"
-                ))
-                .map_err(pg)?;
+            if !exists && !create {
+                return Err(Error::NoDatabase(loc));
             }
-            let owner: bool = c
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY])
-                .map_err(pg)?
-                .get(0);
-            if !owner {
-                return Err(Error::DatabaseInUse(loc));
-            }
-            Ok(())
+            // Values are compressed by the engine: no second compression.
+            c.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {TABLE} (cf smallint NOT NULL, k bytea NOT NULL, v bytea NOT NULL, \
+                 PRIMARY KEY (cf, k)); ALTER TABLE {TABLE} ALTER COLUMN v SET STORAGE EXTERNAL; {LEASE_DDL}"
+            ))
+            .map_err(pg)
         })?;
+        drop(setup);
         Ok(PgKv {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::take(url, &location)?),
             readers: Pool::new(url, cfg.readers),
             location,
             page_rows: i64::try_from(cfg.page_rows.max(1)).unwrap_or(1024),
@@ -135,12 +124,23 @@ impl PgKv {
     }
 
     /// Runs a query on a reader connection.
-    fn read<T: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send + 'static) -> Result<T> {
-        self.readers.lend()?.run(f)
+    /// A connection the server closed (a restart, a failover) fails its
+    /// query; the query runs once more on a fresh connection.
+    fn read<T: Send + 'static>(&self, f: impl Fn(&mut Client) -> Result<T> + Send + Clone + 'static) -> Result<T> {
+        let (first, open) = {
+            let conn = self.readers.lend()?;
+            let r = conn.run(f.clone());
+            (r, conn.is_open())
+        };
+        match first {
+            Err(_) if !open => self.readers.lend()?.run(f),
+            r => r,
+        }
     }
 
     /// Streams the rows of `sql` (with `cf`, `lower`, `upper` as `$1..$3`)
-    /// page by page to `visit`, in one read-only snapshot.
+    /// page by page to `visit`, in one read-only snapshot; once more on a
+    /// fresh connection when the server closed the first before any row.
     fn scan(
         &self,
         sql: &'static str,
@@ -149,9 +149,43 @@ impl PgKv {
         upper: Option<Vec<u8>>,
         visit: &mut Visit<'_>,
     ) -> Result<()> {
-        let conn = self.readers.lend()?;
+        let mut visited = false;
+        match self.scan_once(sql, cf, lower.clone(), upper.clone(), visit, &mut visited) {
+            (Err(_), false) if !visited => self.scan_once(sql, cf, lower, upper, visit, &mut visited).0,
+            (r, _) => r,
+        }
+    }
+
+    /// One try of [`PgKv::scan`]; also says whether its connection is still open.
+    fn scan_once(
+        &self,
+        sql: &'static str,
+        cf: Cf,
+        lower: Vec<u8>,
+        upper: Option<Vec<u8>>,
+        visit: &mut Visit<'_>,
+        visited: &mut bool,
+    ) -> (Result<()>, bool) {
+        let conn = match self.readers.lend() {
+            Ok(c) => c,
+            Err(e) => return (Err(e), true),
+        };
+        let r = Self::stream(&conn, sql, cf, lower, upper, self.page_rows, visit, visited);
+        (r, conn.is_open())
+    }
+
+    #[allow(clippy::too_many_arguments)] // one scan's whole description
+    fn stream(
+        conn: &Conn,
+        sql: &'static str,
+        cf: Cf,
+        lower: Vec<u8>,
+        upper: Option<Vec<u8>>,
+        page: i64,
+        visit: &mut Visit<'_>,
+        visited: &mut bool,
+    ) -> Result<()> {
         let (pages, inbox) = mpsc::sync_channel::<Result<Vec<(Vec<u8>, Vec<u8>)>>>(1);
-        let page = self.page_rows;
         let id = cf_id(cf);
         conn.start(move |c| {
             let run = |c: &mut Client| -> Result<()> {
@@ -181,6 +215,7 @@ impl PgKv {
         })?;
         while let Ok(page) = inbox.recv() {
             for (k, v) in page? {
+                *visited = true;
                 if !visit(&k, &v)? {
                     return Ok(());
                 }
@@ -192,13 +227,10 @@ impl PgKv {
 
 impl Drop for PgKv {
     fn drop(&mut self) {
-        // Give the lease back now rather than when the server notices the
+        // Give the lock back now rather than when the server notices the
         // session is gone, so that a process taking over need not wait.
         if let Ok(w) = self.writer.lock() {
-            let _ = w.run(|c| {
-                c.execute("SELECT pg_advisory_unlock($1)", &[&LEASE_KEY]).map_err(pg)?;
-                Ok(())
-            });
+            w.release();
         }
     }
 }
@@ -261,17 +293,7 @@ impl KvStore for PgKv {
                 }
             }
         }
-        let writer = self
-            .writer
-            .lock()
-            .map_err(|_| Error::internal("writer connection lock poisoned"))?;
-        writer.run(move |c| {
-            let mut t = c.transaction().map_err(pg)?;
-            if !sync {
-                t.batch_execute("SET LOCAL synchronous_commit TO off").map_err(pg)?;
-            }
-            // The lease is this session's: a writer that lost its
-            // connection (and so its lock) has no session to write with.
+        let body: Body = Arc::new(move |t| {
             if !dk.is_empty() {
                 t.execute(
                     "DELETE FROM mxstate_kv WHERE (cf, k) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))",
@@ -287,27 +309,21 @@ impl KvStore for PgKv {
                 )
                 .map_err(pg)?;
             }
-            t.commit().map_err(pg)
-        })
+            Ok(())
+        });
+        self.writer
+            .lock()
+            .map_err(|_| Error::internal("writer connection lock poisoned"))?
+            .write(body, sync)
     }
 
     fn sync(&self) -> Result<()> {
-        // A synchronous commit that writes flushes the WAL up to it,
-        // asynchronous commits before it included.
-        let writer = self
-            .writer
+        // A synchronous commit that writes (the lease's sequence number)
+        // flushes the WAL up to it, asynchronous commits before it included.
+        self.writer
             .lock()
-            .map_err(|_| Error::internal("writer connection lock poisoned"))?;
-        writer.run(|c| {
-            let mut t = c.transaction().map_err(pg)?;
-            t.batch_execute("SET LOCAL synchronous_commit TO on").map_err(pg)?;
-            t.execute(
-                "INSERT INTO mxstate_kv (cf, k, v) VALUES ($1, 'sync', '') ON CONFLICT (cf, k) DO UPDATE SET v = ''",
-                &[&i16::MAX],
-            )
-            .map_err(pg)?;
-            t.commit().map_err(pg)
-        })
+            .map_err(|_| Error::internal("writer connection lock poisoned"))?
+            .write(Arc::new(|_| Ok(())), true)
     }
 
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {
@@ -412,6 +428,8 @@ mod tests {
     fn families_have_distinct_ids() {
         let ids: std::collections::BTreeSet<i16> = Cf::ALL.iter().map(|&c| cf_id(c)).collect();
         assert_eq!(ids.len(), Cf::ALL.len());
-        assert!(!ids.contains(&i16::MAX), "the sync row's family is not a real one");
+        assert!(ids
+            .iter()
+            .all(|&i| i >= 0 && usize::try_from(i).unwrap() < Cf::ALL.len()));
     }
 }

@@ -9,13 +9,15 @@
 //! - [`conn`]: connections on threads of their own, so that the engine's
 //!   blocking calls work from any thread, async runtimes included;
 //! - [`PgKv`]: the `KvStore`: atomic batches as one transaction, paged
-//!   scans in bounded memory, and ownership of the database by one
-//!   process at a time (a session advisory lock held by the connection
-//!   that writes).
+//!   scans in bounded memory;
+//! - [`lease`]: ownership of the database by one process at a time (a
+//!   session advisory lock, and a lease row whose generation fences every
+//!   write), and the writing connection's reconnection after a failover.
 
 pub mod conn;
 mod error;
 mod kv;
+pub mod lease;
 
 pub use kv::{open, open_with, PgConfig, PgKv};
 
