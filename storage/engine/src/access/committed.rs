@@ -13,6 +13,12 @@ use crate::kv::{Cf, KvStore};
 use super::cache::Caches;
 use super::source::{at, chain_of, Chain, Source};
 
+/// Records read with a missing one: the group and the ones just below it
+/// in id order, where a chain's earlier groups mostly are (a room's groups
+/// take ids close together). One ordered range read instead of a point
+/// read per hop: a cold chain costs a few reads, not one per group.
+const PREFETCH: u64 = 32;
+
 /// The committed database, read through the caches.
 pub struct Committed<'a> {
     pub kv: &'a dyn KvStore,
@@ -24,12 +30,27 @@ impl Source for Committed<'_> {
         if let Some(r) = self.caches.records.get(&g) {
             return Ok(Some(r));
         }
-        let Some(bytes) = self.kv.get(Cf::Groups, &keys::group_key(g))? else {
-            return Ok(None);
-        };
-        let rec = Arc::new(GroupRecord::decode(g, &bytes).map_err(|e| at(e, format!("groups/{g}")))?);
-        self.caches.records.insert(g, rec.clone());
-        Ok(Some(rec))
+        // `g` and up to PREFETCH groups below it, newest first, stopping at
+        // the first one already cached (the rest of the chain likely is too).
+        let lower = keys::group_key(g.saturating_sub(PREFETCH));
+        let upper = keys::group_key(g.saturating_add(1));
+        let mut found = None;
+        let mut first = true;
+        self.kv.scan_range_rev(Cf::Groups, &lower, &upper, &mut |k, v| {
+            let id = keys::parse_group_key(k)
+                .ok_or_else(|| Error::corrupt("group key", format!("groups/{k:02x?}"), "not 8 bytes"))?;
+            if !first && self.caches.records.get(&id).is_some() {
+                return Ok(false);
+            }
+            first = false;
+            let rec = Arc::new(GroupRecord::decode(id, v).map_err(|e| at(e, format!("groups/{id}")))?);
+            self.caches.records.insert(id, rec.clone());
+            if id == g {
+                found = Some(rec);
+            }
+            Ok(true)
+        })?;
+        Ok(found)
     }
 
     fn chain(&self, g: u64) -> Result<Arc<Chain>> {

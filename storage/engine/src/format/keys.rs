@@ -92,6 +92,11 @@ pub fn group_key(g: u64) -> [u8; 8] {
     g.to_be_bytes()
 }
 
+/// The group id of a `groups` key; `None` if it is not 8 bytes.
+pub fn parse_group_key(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(k.try_into().ok()?))
+}
+
 /// `room_groups` tag of a range of group ids (value: `end - start` varint).
 pub const ROOM_RANGE: u8 = 0;
 /// `room_groups` tag of a ghost group (empty value).
