@@ -123,9 +123,9 @@ impl PgKv {
         })
     }
 
-    /// Runs a query on a reader connection.
-    /// A connection the server closed (a restart, a failover) fails its
-    /// query; the query runs once more on a fresh connection.
+    /// Runs a query on a reader connection. A connection the server
+    /// closed (a restart, a failover) fails its query; the query runs once
+    /// more on a fresh connection.
     fn read<T: Send + 'static>(&self, f: impl Fn(&mut Client) -> Result<T> + Send + Clone + 'static) -> Result<T> {
         let (first, open) = {
             let conn = self.readers.lend()?;
@@ -138,53 +138,37 @@ impl PgKv {
         }
     }
 
-    /// Streams the rows of `sql` (with `cf`, `lower`, `upper` as `$1..$3`)
-    /// page by page to `visit`, in one read-only snapshot; once more on a
-    /// fresh connection when the server closed the first before any row.
-    fn scan(
-        &self,
-        sql: &'static str,
-        cf: Cf,
-        lower: Vec<u8>,
-        upper: Option<Vec<u8>>,
-        visit: &mut Visit<'_>,
-    ) -> Result<()> {
+    /// Streams the rows of `scan` page by page to `visit`, in one
+    /// read-only snapshot; once more on a fresh connection when the server
+    /// closed the first before any row.
+    fn scan(&self, scan: Scan, visit: &mut Visit<'_>) -> Result<()> {
         let mut visited = false;
-        match self.scan_once(sql, cf, lower.clone(), upper.clone(), visit, &mut visited) {
-            (Err(_), false) if !visited => self.scan_once(sql, cf, lower, upper, visit, &mut visited).0,
-            (r, _) => r,
+        let (first, open) = {
+            let conn = self.readers.lend()?;
+            let r = scan.clone().stream(&conn, self.page_rows, visit, &mut visited);
+            (r, conn.is_open())
+        };
+        match first {
+            Err(_) if !open && !visited => scan.stream(&*self.readers.lend()?, self.page_rows, visit, &mut visited),
+            r => r,
         }
     }
+}
 
-    /// One try of [`PgKv::scan`]; also says whether its connection is still open.
-    fn scan_once(
-        &self,
-        sql: &'static str,
-        cf: Cf,
-        lower: Vec<u8>,
-        upper: Option<Vec<u8>>,
-        visit: &mut Visit<'_>,
-        visited: &mut bool,
-    ) -> (Result<()>, bool) {
-        let conn = match self.readers.lend() {
-            Ok(c) => c,
-            Err(e) => return (Err(e), true),
-        };
-        let r = Self::stream(&conn, sql, cf, lower, upper, self.page_rows, visit, visited);
-        (r, conn.is_open())
-    }
+/// One scan: `sql` with the family, the lower bound and the optional
+/// upper bound as `$1..$3`.
+#[derive(Clone)]
+struct Scan {
+    sql: &'static str,
+    cf: Cf,
+    lower: Vec<u8>,
+    upper: Option<Vec<u8>>,
+}
 
-    #[allow(clippy::too_many_arguments)] // one scan's whole description
-    fn stream(
-        conn: &Conn,
-        sql: &'static str,
-        cf: Cf,
-        lower: Vec<u8>,
-        upper: Option<Vec<u8>>,
-        page: i64,
-        visit: &mut Visit<'_>,
-        visited: &mut bool,
-    ) -> Result<()> {
+impl Scan {
+    /// Runs on `conn`, `page` rows at a time; `visited` is set by the first row.
+    fn stream(self, conn: &Conn, page: i64, visit: &mut Visit<'_>, visited: &mut bool) -> Result<()> {
+        let Scan { sql, cf, lower, upper } = self;
         let (pages, inbox) = mpsc::sync_channel::<Result<Vec<(Vec<u8>, Vec<u8>)>>>(1);
         let id = cf_id(cf);
         conn.start(move |c| {
@@ -327,14 +311,26 @@ impl KvStore for PgKv {
     }
 
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {
-        self.scan(SCAN_UP, cf, prefix.to_vec(), prefix_end(prefix), visit)
+        let scan = Scan {
+            sql: SCAN_UP,
+            cf,
+            lower: prefix.to_vec(),
+            upper: prefix_end(prefix),
+        };
+        self.scan(scan, visit)
     }
 
     fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
         if lower >= upper {
             return Ok(());
         }
-        self.scan(SCAN_DOWN, cf, lower.to_vec(), Some(upper.to_vec()), visit)
+        let scan = Scan {
+            sql: SCAN_DOWN,
+            cf,
+            lower: lower.to_vec(),
+            upper: Some(upper.to_vec()),
+        };
+        self.scan(scan, visit)
     }
 
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
