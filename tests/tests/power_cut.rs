@@ -15,6 +15,8 @@
 //! Seeds are fixed (`PROPTEST_RNG_SEED` overrides) and printed at the start.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mxstate_engine::{Engine, ErrorKind};
@@ -22,25 +24,10 @@ use mxstate_tests::fault::workload::{dump_engine, options, Dump, Harness, Op};
 use mxstate_tests::fault::{Durability, FaultKv};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{RngSeed, TestRunner};
+use proptest::test_runner::TestRunner;
 
-/// Proptest settings: `cases` cases (unless `PROPTEST_CASES` says) from a
-/// fixed seed (unless `PROPTEST_RNG_SEED` names one); no regression files
-/// (the seed replays a failure).
 fn config(cases: u32) -> ProptestConfig {
-    let mut c = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        c.cases = cases;
-    }
-    if c.rng_seed == RngSeed::Random {
-        c.rng_seed = RngSeed::Fixed(0x6d78_7374_6174_6501);
-    }
-    c.failure_persistence = None;
-    eprintln!(
-        "proptest seed {}, {} cases (PROPTEST_RNG_SEED, PROPTEST_CASES)",
-        c.rng_seed, c.cases
-    );
-    c
+    common::proptest_config(cases, 0x6d78_7374_6174_6501)
 }
 
 fn op(with_sync: bool) -> impl Strategy<Value = Op> {
