@@ -68,6 +68,7 @@ impl RocksKv {
         db_opts.set_max_background_jobs(2);
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_max_total_wal_size(256 << 20);
+        db_opts.set_track_and_verify_wals_in_manifest(true);
         // RocksDB's own info log: warnings and errors, a few small files
         // (at the info level it writes ~150 KB of options at every open).
         db_opts.set_log_level(rocksdb::LogLevel::Warn);

@@ -32,7 +32,16 @@ pub fn open_with(path: &Path, opts: EngineOptions, rocks: &RocksConfig) -> Resul
         if missing.len() == Cf::V1.len() {
             // None of ours: another application's RocksDB database, or
             // ours with a MANIFEST so damaged that the listing stopped
-            // early (it reports no error then). Opening it read-only tells.
+            // early (it reports no error then). RocksDB's OPTIONS file,
+            // written at every open, still names our families then;
+            // otherwise opening it read-only tells.
+            if options_name_our_families(path) {
+                return Err(Error::corrupt(
+                    "column family list",
+                    format!("{}/MANIFEST", path.display()),
+                    "the MANIFEST lists none of mxstate's column families, which the OPTIONS file names",
+                ));
+            }
             return match rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), path, false) {
                 Err(e) if matches!(e.kind(), rocksdb::ErrorKind::Corruption | rocksdb::ErrorKind::IOError) => {
                     Err(crate::error::rocks(e))
@@ -51,12 +60,40 @@ pub fn open_with(path: &Path, opts: EngineOptions, rocks: &RocksConfig) -> Resul
         }
     }
     let kv = RocksKv::open(path, fresh, rocks)?;
-    Engine::with_kv(Box::new(kv), opts)
+    match Engine::with_kv(Box::new(kv), opts) {
+        // Every family of ours is listed, so mxstate made this database;
+        // records without the format record are the rest of a database
+        // whose MANIFEST lost the files holding it.
+        Err(Error::NotADatabase(_)) if !fresh => Err(Error::corrupt(
+            "format record",
+            format!("{}/MANIFEST", path.display()),
+            "the column families are mxstate's but the format record is missing",
+        )),
+        r => r,
+    }
 }
 
 /// The async `StateStore` over the database in `path`.
 pub fn open_store(path: &Path, opts: EngineOptions) -> Result<EngineStore> {
     Ok(EngineStore::new(Arc::new(open(path, opts)?)))
+}
+
+/// Whether a RocksDB OPTIONS file in `path` names every column family of
+/// format 1 (RocksDB writes one at each open: the database was opened as
+/// an mxstate database before). Unreadable files count as not naming them.
+fn options_name_our_families(path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with("OPTIONS-")
+            && std::fs::read(e.path()).is_ok_and(|bytes| {
+                let text = String::from_utf8_lossy(&bytes);
+                Cf::V1
+                    .iter()
+                    .all(|cf| text.contains(&format!("[CFOptions \"{}\"]", cf.name())))
+            })
+    })
 }
 
 /// Checks the directory; returns whether a new database is to be made.
