@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mxstate_api::{GroupContent, GroupWrite, MemoryStore, StateStore};
+use mxstate_api::{ConflictedSubgraph, GroupContent, GroupWrite, MemoryStore, StateStore};
 use mxstate_engine::{
     CheckReport, Engine, EngineOptions, EngineStore, EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey,
     StateMap,
@@ -135,6 +135,8 @@ pub enum Op {
     MapEvents(Vec<(u64, GroupId)>),
     /// `set_current_state`.
     CurrentState { room: u8, state: Vec<Entry> },
+    /// `add_auth_events`: `(event number, auth event numbers)`.
+    Auth { room: u8, events: Vec<(u64, Vec<u64>)> },
 }
 
 /// The room id of room number `r`.
@@ -213,6 +215,13 @@ impl Op {
                 w.extend(["current".to_owned(), room.to_string()]);
                 entries(&mut w, state);
             }
+            Op::Auth { room, events } => {
+                w.extend(["auth".to_owned(), room.to_string(), events.len().to_string()]);
+                for (e, auth) in events {
+                    w.extend([e.to_string(), auth.len().to_string()]);
+                    w.extend(auth.iter().map(u64::to_string));
+                }
+            }
         }
         w.join(" ")
     }
@@ -271,6 +280,17 @@ impl Op {
                 room: t.num()?,
                 state: t.entries()?,
             },
+            "auth" => {
+                let room = t.num()?;
+                let n = t.num::<usize>()?;
+                let mut events = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let e = t.num()?;
+                    let k = t.num::<usize>()?;
+                    events.push((e, (0..k).map(|_| t.num()).collect::<Result<_, _>>()?));
+                }
+                Op::Auth { room, events }
+            }
             other => return Err(format!("unknown operation {other:?}")),
         };
         match t.0.next() {
@@ -320,6 +340,7 @@ impl Op {
             Op::PurgeRoom { room } => format!("purge room {room}"),
             Op::MapEvents(pairs) => format!("map {} event(s)", pairs.len()),
             Op::CurrentState { room, state } => format!("current state of room {room} ({} keys)", state.len()),
+            Op::Auth { room, events } => format!("auth events of {} event(s) in room {room}", events.len()),
         }
     }
 }
@@ -473,10 +494,42 @@ pub fn generate(seed: u64, n: u64, rooms: &[Vec<GroupId>]) -> Op {
             room,
             state: full(&mut r, &mut event, 8),
         },
+        // Auth events: new events whose auth events are earlier events
+        // (any, added or not) and the call's own earlier events; one call
+        // in eight also adds one of its events again with other auth
+        // events, which must fail and write nothing.
+        30..35 => auth_op(&mut r, n, room, &mut event),
         // One group (also the fallback of the cases above with nothing to
         // work on).
         _ => Op::Store(vec![first(&mut r, &mut event)]),
     }
+}
+
+/// An [`Op::Auth`] of operation `n` in `room` (see [`generate`]).
+pub fn auth_op(r: &mut Rng, n: u64, room: u8, event: &mut dyn FnMut() -> u64) -> Op {
+    let mut events: Vec<(u64, Vec<u64>)> = Vec::new();
+    for _ in 0..r.range(1, 4) {
+        let mut auth = Vec::new();
+        for _ in 0..r.below(4) {
+            let a = match r.pick(&events.iter().map(|e| e.0).collect::<Vec<_>>()) {
+                Some(own) if r.below(2) == 0 => own,
+                _ if n == 0 => 1,
+                _ => (n - 1 - r.below(n.min(60))) * 100 + r.range(1, 6),
+            };
+            if !auth.contains(&a) {
+                auth.push(a);
+            }
+        }
+        events.push((event(), auth));
+    }
+    if r.below(8) == 0 {
+        if let Some((e, auth)) = events.first().cloned() {
+            let mut other = auth;
+            other.push(event());
+            events.push((e, other));
+        }
+    }
+    Op::Auth { room, events }
 }
 
 /// Applies `op` to `store`.
@@ -515,6 +568,17 @@ pub async fn apply(store: &dyn StateStore, op: &Op) -> mxstate_api::Result<()> {
                 .await
         }
         Op::CurrentState { room, state } => store.set_current_state(room_id(*room), state_map(state)).await,
+        Op::Auth { room, events } => {
+            store
+                .add_auth_events(
+                    room_id(*room),
+                    events
+                        .iter()
+                        .map(|(e, auth)| (event_id(*e), auth.iter().map(|&a| event_id(a)).collect()))
+                        .collect(),
+                )
+                .await
+        }
     }
 }
 
@@ -539,6 +603,8 @@ pub type Observation = BTreeMap<String, String>;
 pub struct Named {
     pub groups: BTreeSet<GroupId>,
     pub events: BTreeSet<u64>,
+    /// Events named by auth operations, by room.
+    pub auth: BTreeMap<u8, BTreeSet<u64>>,
 }
 
 impl Named {
@@ -546,6 +612,13 @@ impl Named {
     pub fn add(&mut self, op: &Op) {
         self.groups.extend(op.stored_groups());
         self.events.extend(op.mapped_events());
+        if let Op::Auth { room, events } = op {
+            let named = self.auth.entry(*room).or_default();
+            for (e, auth) in events {
+                named.insert(*e);
+                named.extend(auth);
+            }
+        }
     }
 }
 
@@ -593,6 +666,22 @@ pub async fn observe(store: &dyn StateStore, named: &Named) -> Observation {
                 out.insert(format!("group {g} delta"), shown(d, |d| format!("{d:?}")));
             }
         }
+    }
+    // Auth questions: the chain of every named event of a room, and the
+    // difference of two halves with a conflicted third.
+    for (&r, evs) in &named.auth {
+        let evs: Vec<EventId> = evs.iter().map(|&e| event_id(e)).collect();
+        let chain = store.auth_chain(room_id(r), evs.clone(), false).await;
+        out.insert(format!("room {r} auth chain"), shown(chain, |c| format!("{c:?}")));
+        let take = |k: usize| -> BTreeSet<EventId> { evs.iter().skip(k).step_by(2).cloned().collect() };
+        let conflicted = ConflictedSubgraph {
+            conflicted: evs.iter().step_by(3).cloned().collect(),
+            additional_backwards_reachable: evs.iter().skip(1).step_by(5).cloned().collect(),
+        };
+        let d = store
+            .auth_chain_difference(room_id(r), vec![take(0), take(1)], Some(conflicted))
+            .await;
+        out.insert(format!("room {r} auth difference"), shown(d, |d| format!("{d:?}")));
     }
     let events: Vec<EventId> = named.events.iter().map(|&e| event_id(e)).collect();
     match store.state_groups_for_events(events).await {

@@ -32,7 +32,7 @@ use mxstate_engine::kv::{Batch, Cf, KvStore};
 use mxstate_engine::{CheckReport, EngineOptions, EngineStore};
 use mxstate_rocks::{RocksConfig, RocksKv};
 use mxstate_tests::crash::{
-    apply, clock_seed, engine_options, generate, observe, room_id, Named, Observation, Op, Rng, ROOMS,
+    apply, auth_op, clock_seed, engine_options, generate, observe, room_id, Named, Observation, Op, Rng, ROOMS,
 };
 use mxstate_tests::runtime;
 
@@ -94,11 +94,25 @@ fn build(seed: u64) -> Workload {
         }
         // The last operations before the compaction give every room a
         // current state, so that its family has records whatever the seed.
-        let op = if (OPS - u64::from(ROOMS)..OPS).contains(&n) {
+        // And auth events, just before.
+        let rooms_u64 = u64::from(ROOMS);
+        let op = if (OPS - rooms_u64..OPS).contains(&n) {
             Op::CurrentState {
-                room: (n - (OPS - u64::from(ROOMS))) as u8,
+                room: (n - (OPS - rooms_u64)) as u8,
                 state: vec![(0, 1, n * 100 + 97), (2, 0, n * 100 + 98)],
             }
+        } else if (OPS - 2 * rooms_u64..OPS - rooms_u64).contains(&n) {
+            let mut next = n * 100;
+            let mut event = || {
+                next += 1;
+                next
+            };
+            auth_op(
+                &mut Rng::new(seed ^ n),
+                n,
+                (n - (OPS - 2 * rooms_u64)) as u8,
+                &mut event,
+            )
         } else {
             generate(seed, n, &rooms)
         };
@@ -512,7 +526,7 @@ fn key_id(cf: Cf, key: &[u8]) -> Option<u64> {
     };
     match cf {
         Cf::Groups | Cf::Snapshots | Cf::EventGroups | Cf::GroupEvents => be(key.get(..8)),
-        Cf::RoomGroups | Cf::SnapHashes | Cf::CurrentState => be(key.get(..4)),
+        Cf::RoomGroups | Cf::SnapHashes | Cf::CurrentState | Cf::Auth => be(key.get(..4)),
         Cf::Nids => be(key.get(1..9)),
         Cf::Deletion if key.first() == Some(&b'T') => be(key.get(9..17)),
         Cf::Deletion => be(key.get(1..9)),

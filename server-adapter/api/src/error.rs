@@ -93,6 +93,9 @@ pub enum Error {
     )]
     DatabaseInUse(String),
 
+    /// An event added again with other auth events than it has.
+    #[error("event {0} is already recorded with other auth events")]
+    AuthEventsDiffer(String),
     /// A caller-chosen group id that is already used.
     #[error("state group id {0} is already taken")]
     GroupIdTaken(u64),
@@ -155,7 +158,10 @@ impl Error {
             | Error::NotADatabase(_)
             | Error::InvalidAddress(_)
             | Error::InvalidRequest(_) => ErrorKind::InvalidInput,
-            Error::GroupIdTaken(_) | Error::ImportIncomplete(_) | Error::DatabaseInUse(_) => ErrorKind::Conflict,
+            Error::GroupIdTaken(_)
+            | Error::AuthEventsDiffer(_)
+            | Error::ImportIncomplete(_)
+            | Error::DatabaseInUse(_) => ErrorKind::Conflict,
             Error::Corrupt { .. } | Error::UnsupportedFormat { .. } => ErrorKind::Corrupt,
             Error::Capacity { .. } => ErrorKind::Capacity,
             Error::Io { .. } => ErrorKind::Backend,

@@ -12,6 +12,7 @@
 //! With the `ruma` feature, identifiers convert to and from ruma's.
 #![deny(clippy::unwrap_used)]
 
+mod auth;
 mod error;
 mod filter;
 mod ids;
@@ -21,6 +22,7 @@ mod ruma;
 mod state;
 mod store;
 
+pub use auth::{AuthDifference, ConflictedSubgraph};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use filter::{StateFilter, TypeScope};
 pub use ids::{EventId, GroupId, RoomId};

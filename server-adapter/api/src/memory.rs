@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use crate::auth::{AuthDifference, ConflictedSubgraph};
 use crate::error::{Error, Result};
 use crate::filter::StateFilter;
 use crate::ids::{EventId, GroupId, RoomId};
@@ -26,6 +27,8 @@ struct Model {
     events: BTreeMap<EventId, GroupId>,
     current: BTreeMap<RoomId, StateMap>,
     rooms: BTreeSet<RoomId>,
+    /// Each room's events and their auth events, as added.
+    auth: BTreeMap<RoomId, BTreeMap<EventId, Vec<EventId>>>,
 }
 
 impl Model {
@@ -118,6 +121,18 @@ impl Model {
         self.events.retain(|_, v| *v != g);
         Ok(())
     }
+}
+
+/// Everything reachable from `from` by zero or more auth edges.
+fn reach(edges: &BTreeMap<EventId, Vec<EventId>>, from: impl IntoIterator<Item = EventId>) -> BTreeSet<EventId> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<EventId> = from.into_iter().collect();
+    while let Some(e) = todo.pop() {
+        if seen.insert(e.clone()) {
+            todo.extend(edges.get(&e).into_iter().flatten().cloned());
+        }
+    }
+    seen
 }
 
 /// The reference [`StateStore`].
@@ -241,6 +256,7 @@ impl StateStore for MemoryStore {
             m.groups.retain(|id, _| !gone.contains(id));
             m.events.retain(|_, g| !gone.contains(g));
             m.current.remove(&room);
+            m.auth.remove(&room);
             Ok(())
         })
     }
@@ -254,6 +270,70 @@ impl StateStore for MemoryStore {
                 m.purge_group(&room, g)?;
             }
             Ok(())
+        })
+    }
+
+    async fn add_auth_events(&self, room: RoomId, events: Vec<(EventId, Vec<EventId>)>) -> Result<()> {
+        self.update(|m| {
+            m.rooms.insert(room.clone());
+            let edges = m.auth.entry(room).or_default();
+            for (e, auth) in events {
+                match edges.get(&e) {
+                    Some(old) if *old == auth => {}
+                    Some(_) => return Err(Error::AuthEventsDiffer(e.to_string())),
+                    None => {
+                        edges.insert(e, auth);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn auth_chain(&self, room: RoomId, events: Vec<EventId>, include_given: bool) -> Result<BTreeSet<EventId>> {
+        self.read(|m| {
+            let empty = BTreeMap::new();
+            let edges = m.auth.get(&room).unwrap_or(&empty);
+            let first: Vec<EventId> = events
+                .iter()
+                .flat_map(|e| edges.get(e).into_iter().flatten().cloned())
+                .collect();
+            let mut out = reach(edges, first);
+            if include_given {
+                out.extend(events);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn auth_chain_difference(
+        &self,
+        room: RoomId,
+        state_sets: Vec<BTreeSet<EventId>>,
+        conflicted: Option<ConflictedSubgraph>,
+    ) -> Result<AuthDifference> {
+        self.read(|m| {
+            let empty = BTreeMap::new();
+            let edges = m.auth.get(&room).unwrap_or(&empty);
+            let chains: Vec<BTreeSet<EventId>> = state_sets.iter().map(|s| reach(edges, s.iter().cloned())).collect();
+            let union: BTreeSet<EventId> = chains.iter().flatten().cloned().collect();
+            let auth_difference = union
+                .into_iter()
+                .filter(|e| !chains.iter().all(|c| c.contains(e)))
+                .collect();
+            let conflicted_subgraph = conflicted.map(|c| {
+                let back = reach(
+                    edges,
+                    c.conflicted.iter().chain(&c.additional_backwards_reachable).cloned(),
+                );
+                back.into_iter()
+                    .filter(|e| !reach(edges, [e.clone()]).is_disjoint(&c.conflicted))
+                    .collect()
+            });
+            Ok(AuthDifference {
+                auth_difference,
+                conflicted_subgraph,
+            })
         })
     }
 }

@@ -1,7 +1,8 @@
 //! The `StateStore` trait: Synapse's state-group storage calls, async.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use crate::auth::{AuthDifference, ConflictedSubgraph};
 use crate::error::{Error, Result};
 use crate::filter::StateFilter;
 use crate::ids::{EventId, GroupId, RoomId};
@@ -88,4 +89,27 @@ pub trait StateStore: Send + Sync {
 
     /// Deletes groups no event refers to; every other group keeps its state.
     async fn purge_unreferenced_groups(&self, room: RoomId, groups: Vec<GroupId>) -> Result<()>;
+
+    /// Records each event's auth events (Synapse's `event_auth` rows),
+    /// atomically. An event's auth events may be named before they are
+    /// added themselves. Adding an event again with the same auth events
+    /// changes nothing; with others it fails with
+    /// [`Error::AuthEventsDiffer`] and nothing is written. `purge_room`
+    /// deletes a room's.
+    async fn add_auth_events(&self, room: RoomId, events: Vec<(EventId, Vec<EventId>)>) -> Result<()>;
+
+    /// Synapse's `get_auth_chain_ids`: the events reachable from `events`
+    /// by one or more auth edges, plus `events` themselves with
+    /// `include_given`.
+    async fn auth_chain(&self, room: RoomId, events: Vec<EventId>, include_given: bool) -> Result<BTreeSet<EventId>>;
+
+    /// Synapse's `get_auth_chain_difference_extended`: the auth chain
+    /// difference of `state_sets` and, when asked, state res v2.1's
+    /// conflicted subgraph. Events never added have no auth events.
+    async fn auth_chain_difference(
+        &self,
+        room: RoomId,
+        state_sets: Vec<BTreeSet<EventId>>,
+        conflicted: Option<ConflictedSubgraph>,
+    ) -> Result<AuthDifference>;
 }

@@ -15,9 +15,11 @@
 //! [`for_each_check!`].
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use mxstate_api::{Error, EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
+use mxstate_api::{
+    ConflictedSubgraph, Error, ErrorKind, EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap,
+};
 use mxstate_api::{GroupContent, GroupWrite, StateStore};
 
 /// Calls `$callback!($($args)* [check, check, ...])` with every check's
@@ -36,6 +38,8 @@ macro_rules! for_each_check {
             current_state,
             purge_room,
             purge_groups,
+            auth_chains,
+            auth_difference,
         ] }
     };
 }
@@ -490,5 +494,119 @@ pub mod checks {
         // Children still build on the survivors.
         let e = store_delta(s, 1, 10, c, delta(&[("v", "", Some(10))])).await;
         assert_eq!(full_state(s, e).await.len(), full_state(s, c).await.len() + 1);
+    }
+
+    /// A small room's auth events: 1 create; 2 alice joins; 3 power
+    /// levels; 4 join rules; 5 bob joins; 6 power levels again; 7 carol
+    /// joins; 8 bob leaves.
+    async fn auth_room(s: &dyn StateStore, r: u32) {
+        let edges: [(u64, &[u64]); 8] = [
+            (1, &[]),
+            (2, &[1]),
+            (3, &[1, 2]),
+            (4, &[1, 2, 3]),
+            (5, &[1, 3, 4]),
+            (6, &[1, 2, 3]),
+            (7, &[1, 4, 6]),
+            (8, &[1, 5, 6]),
+        ];
+        let events = edges
+            .iter()
+            .map(|(e, auth)| (ev(*e), auth.iter().map(|&a| ev(a)).collect()))
+            .collect();
+        s.add_auth_events(room(r), events).await.unwrap();
+    }
+
+    fn evs(ns: &[u64]) -> BTreeSet<EventId> {
+        ns.iter().map(|&n| ev(n)).collect()
+    }
+
+    pub async fn auth_chains(s: &dyn StateStore) {
+        auth_room(s, 1).await;
+        let chain = |events: &[u64], given: bool| s.auth_chain(room(1), events.iter().map(|&n| ev(n)).collect(), given);
+        assert_eq!(chain(&[7], false).await.unwrap(), evs(&[1, 2, 3, 4, 6]));
+        assert_eq!(chain(&[5, 7], true).await.unwrap(), evs(&[1, 2, 3, 4, 5, 6, 7]));
+        // A given event in another's chain is in the answer.
+        assert_eq!(chain(&[4, 7], false).await.unwrap(), evs(&[1, 2, 3, 4, 6]));
+        assert_eq!(chain(&[1], false).await.unwrap(), evs(&[]));
+        assert_eq!(chain(&[1], true).await.unwrap(), evs(&[1]));
+        // Unknown events have no auth events; given, they are given back.
+        assert_eq!(chain(&[99], false).await.unwrap(), evs(&[]));
+        assert_eq!(chain(&[99, 2], true).await.unwrap(), evs(&[1, 2, 99]));
+        // Another room does not see these edges.
+        let other = s.auth_chain(room(2), vec![ev(7)], false).await.unwrap();
+        assert!(other.is_empty());
+        // Adding again the same is nothing; other auth events are refused,
+        // and the whole call with them.
+        auth_room(s, 1).await;
+        let e = s
+            .add_auth_events(room(1), vec![(ev(9), vec![ev(1)]), (ev(2), vec![ev(1), ev(3)])])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        assert_eq!(chain(&[9], false).await.unwrap(), evs(&[]));
+        assert_eq!(chain(&[2], false).await.unwrap(), evs(&[1]));
+        // An auth event may be named before it is added.
+        s.add_auth_events(room(1), vec![(ev(10), vec![ev(11)])]).await.unwrap();
+        assert_eq!(chain(&[10], false).await.unwrap(), evs(&[11]));
+        s.add_auth_events(room(1), vec![(ev(11), vec![ev(7)])]).await.unwrap();
+        assert_eq!(chain(&[10], false).await.unwrap(), evs(&[1, 2, 3, 4, 6, 7, 11]));
+        // Purging the room deletes them.
+        s.purge_room(room(1)).await.unwrap();
+        assert_eq!(chain(&[7], false).await.unwrap(), evs(&[]));
+        auth_room(s, 1).await;
+        assert_eq!(chain(&[8], false).await.unwrap(), evs(&[1, 2, 3, 4, 5, 6]));
+    }
+
+    pub async fn auth_difference(s: &dyn StateStore) {
+        auth_room(s, 1).await;
+        let diff =
+            |sets: Vec<BTreeSet<EventId>>, c: Option<ConflictedSubgraph>| s.auth_chain_difference(room(1), sets, c);
+        // Full chains (the sets included): {1,2,3,4,5} and {1,2,3,4,5,6,8}.
+        let d = diff(vec![evs(&[5, 3]), evs(&[8, 6])], None).await.unwrap();
+        assert_eq!(d.auth_difference, evs(&[6, 8]));
+        assert_eq!(d.conflicted_subgraph, None);
+        // Identical sets differ in nothing; one set has no difference.
+        let d = diff(vec![evs(&[7, 8]), evs(&[7, 8])], None).await.unwrap();
+        assert!(d.auth_difference.is_empty());
+        assert!(diff(vec![evs(&[7])], None).await.unwrap().auth_difference.is_empty());
+        // An unknown event is in the chains of the sets holding it.
+        let d = diff(vec![evs(&[5, 99]), evs(&[5, 98]), evs(&[5, 98])], None)
+            .await
+            .unwrap();
+        assert_eq!(d.auth_difference, evs(&[98, 99]));
+        // Three sets: {1..5}, {1,2,3,4,6,7}, {1,2}.
+        let d = diff(vec![evs(&[5]), evs(&[7]), evs(&[2])], None).await.unwrap();
+        assert_eq!(d.auth_difference, evs(&[3, 4, 5, 6, 7]));
+        // State res v2.1: conflicted 3 and 8; below them and reaching them:
+        // 3, 4, 5, 6, 8 (1 and 2 reach neither).
+        let c = ConflictedSubgraph {
+            conflicted: evs(&[3, 8]),
+            additional_backwards_reachable: evs(&[]),
+        };
+        let d = diff(vec![evs(&[5, 3]), evs(&[8, 6])], Some(c.clone())).await.unwrap();
+        assert_eq!(d.auth_difference, evs(&[6, 8]));
+        assert_eq!(d.conflicted_subgraph, Some(evs(&[3, 4, 5, 6, 8])));
+        // An additional event widens what is below: 7 reaches 3.
+        let c7 = ConflictedSubgraph {
+            additional_backwards_reachable: evs(&[7]),
+            ..c
+        };
+        let d = diff(vec![evs(&[5, 3]), evs(&[8, 6, 7])], Some(c7)).await.unwrap();
+        assert_eq!(d.conflicted_subgraph, Some(evs(&[3, 4, 5, 6, 7, 8])));
+        // A conflicted event nothing else reaches is its own subgraph.
+        let lone = ConflictedSubgraph {
+            conflicted: evs(&[2, 99]),
+            additional_backwards_reachable: evs(&[1]),
+        };
+        let d = diff(vec![evs(&[2]), evs(&[99])], Some(lone)).await.unwrap();
+        assert_eq!(d.auth_difference, evs(&[1, 2, 99]));
+        assert_eq!(d.conflicted_subgraph, Some(evs(&[2, 99])));
+        // Another room knows none of it.
+        let d = s
+            .auth_chain_difference(room(3), vec![evs(&[5]), evs(&[8])], None)
+            .await
+            .unwrap();
+        assert_eq!(d.auth_difference, evs(&[5, 8]));
     }
 }

@@ -17,7 +17,7 @@ use sha2::Sha256;
 /// The first four bytes of both hellos.
 pub const MAGIC: [u8; 4] = *b"MXST";
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 const CONTEXT: &[u8] = b"mxstate-serve-v1";
 
 /// The server's greeting.

@@ -8,7 +8,7 @@
 //! reason: errors, never hangs. A request is never resent by the client,
 //! since it may have been applied: the caller decides.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -18,7 +18,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, Mutex};
 use tokio::time::{timeout, Instant};
 
-use mxstate_api::{Error, EventId, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateFilter, StateMap, StateStore};
+use mxstate_api::{
+    AuthDifference, ConflictedSubgraph, Error, EventId, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateFilter,
+    StateMap, StateStore,
+};
 
 use crate::adapter::{AdapterOp, AdapterReply};
 use crate::addr::Addr;
@@ -434,6 +437,57 @@ impl StateStore for RemoteStore {
         };
         match self.call(op).await? {
             Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn add_auth_events(&self, room: RoomId, events: Vec<(EventId, Vec<EventId>)>) -> Result<()> {
+        let op = Op::AddAuthEvents {
+            room: room.as_str().to_owned(),
+            events: events
+                .iter()
+                .map(|(e, auth)| (e.as_str().to_owned(), wire::events_out(auth)))
+                .collect(),
+        };
+        match self.call(op).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn auth_chain(&self, room: RoomId, events: Vec<EventId>, include_given: bool) -> Result<BTreeSet<EventId>> {
+        let op = Op::AuthChain {
+            room: room.as_str().to_owned(),
+            events: wire::events_out(&events),
+            include_given,
+        };
+        match self.call(op).await? {
+            Reply::Events(e) => wire::events_in(e),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn auth_chain_difference(
+        &self,
+        room: RoomId,
+        state_sets: Vec<BTreeSet<EventId>>,
+        conflicted: Option<ConflictedSubgraph>,
+    ) -> Result<AuthDifference> {
+        let op = Op::AuthDifference {
+            room: room.as_str().to_owned(),
+            sets: state_sets.iter().map(wire::events_out).collect(),
+            conflicted: conflicted.map(|c| {
+                (
+                    wire::events_out(&c.conflicted),
+                    wire::events_out(&c.additional_backwards_reachable),
+                )
+            }),
+        };
+        match self.call(op).await? {
+            Reply::AuthDifference { difference, subgraph } => Ok(AuthDifference {
+                auth_difference: wire::events_in(difference)?,
+                conflicted_subgraph: subgraph.map(wire::events_in).transpose()?,
+            }),
             other => Err(unexpected(&other)),
         }
     }

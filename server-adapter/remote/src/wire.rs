@@ -65,6 +65,24 @@ pub enum Op {
     Stats,
     /// A request of the Synapse integration (see [`crate::adapter`]).
     Adapter(AdapterOp),
+    /// `add_auth_events`: each event with its auth events.
+    AddAuthEvents {
+        room: String,
+        events: Vec<(String, Vec<String>)>,
+    },
+    /// `auth_chain`.
+    AuthChain {
+        room: String,
+        events: Vec<String>,
+        include_given: bool,
+    },
+    /// `auth_chain_difference`; `conflicted`: the conflicted events and
+    /// the additional backwards-reachable ones.
+    AuthDifference {
+        room: String,
+        sets: Vec<Vec<String>>,
+        conflicted: Option<(Vec<String>, Vec<String>)>,
+    },
 }
 
 /// One reply.
@@ -79,6 +97,23 @@ pub enum Reply {
     /// JSON: the service's counters and the database's figures.
     Stats(String),
     Adapter(AdapterReply),
+    /// Event ids, sorted.
+    Events(Vec<String>),
+    /// The auth difference, and the conflicted subgraph when asked.
+    AuthDifference {
+        difference: Vec<String>,
+        subgraph: Option<Vec<String>>,
+    },
+}
+
+/// Event ids on the wire (sorted, as the sets are).
+pub fn events_out<'a>(events: impl IntoIterator<Item = &'a EventId>) -> Vec<String> {
+    events.into_iter().map(|e| e.as_str().to_owned()).collect()
+}
+
+/// Event ids from the wire, validated.
+pub fn events_in(events: Vec<String>) -> Result<BTreeSet<EventId>> {
+    events.into_iter().map(EventId::parse).collect()
 }
 
 /// An error on the wire. The errors a caller acts on keep their variant

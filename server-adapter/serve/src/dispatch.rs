@@ -25,7 +25,12 @@ pub fn inline(op: &Op) -> bool {
         | Op::SetCurrentState { .. }
         | Op::PurgeRoom(_)
         | Op::PurgeUnreferenced { .. }
-        | Op::Stats => false,
+        | Op::Stats
+        // Auth questions walk graphs (milliseconds on big rooms) and may
+        // load one from the store first.
+        | Op::AddAuthEvents { .. }
+        | Op::AuthChain { .. }
+        | Op::AuthDifference { .. } => false,
     }
 }
 
@@ -94,6 +99,49 @@ pub async fn run(store: &EngineStore, op: Op) -> Result<Reply> {
             )
         }
         Op::Adapter(op) => Reply::Adapter(adapter::run(store.engine(), op)?),
+        Op::AddAuthEvents { room, events } => {
+            let events = events
+                .into_iter()
+                .map(|(e, auth)| {
+                    Ok((
+                        mxstate_api::EventId::parse(e)?,
+                        auth.into_iter()
+                            .map(mxstate_api::EventId::parse)
+                            .collect::<Result<Vec<_>>>()?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            store.add_auth_events(mxstate_api::RoomId::parse(room)?, events).await?;
+            Reply::Done
+        }
+        Op::AuthChain {
+            room,
+            events,
+            include_given,
+        } => {
+            let events = wire::events_in(events)?.into_iter().collect();
+            let chain = store
+                .auth_chain(mxstate_api::RoomId::parse(room)?, events, include_given)
+                .await?;
+            Reply::Events(wire::events_out(&chain))
+        }
+        Op::AuthDifference { room, sets, conflicted } => {
+            let sets = sets.into_iter().map(wire::events_in).collect::<Result<Vec<_>>>()?;
+            let conflicted = match conflicted {
+                Some((c, a)) => Some(mxstate_api::ConflictedSubgraph {
+                    conflicted: wire::events_in(c)?,
+                    additional_backwards_reachable: wire::events_in(a)?,
+                }),
+                None => None,
+            };
+            let d = store
+                .auth_chain_difference(mxstate_api::RoomId::parse(room)?, sets, conflicted)
+                .await?;
+            Reply::AuthDifference {
+                difference: wire::events_out(&d.auth_difference),
+                subgraph: d.conflicted_subgraph.as_ref().map(wire::events_out),
+            }
+        }
         Op::Stats => return Err(mxstate_api::Error::internal("stats is answered by the connection")),
     })
 }

@@ -17,6 +17,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod access;
+mod auth;
 mod check;
 mod delta;
 mod engine;

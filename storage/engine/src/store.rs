@@ -2,12 +2,13 @@
 //! blocking engine work moved off the async threads. Any key-value
 //! backend gets the whole trait this way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use mxstate_api::{
-    Error, EventId, GroupContent, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateFilter, StateMap, StateStore,
+    AuthDifference, ConflictedSubgraph, Error, EventId, GroupContent, GroupDelta, GroupId, GroupWrite, Result, RoomId,
+    StateFilter, StateMap, StateStore,
 };
 
 use crate::engine::Engine;
@@ -92,5 +93,23 @@ impl StateStore for EngineStore {
 
     async fn purge_unreferenced_groups(&self, room: RoomId, groups: Vec<GroupId>) -> Result<()> {
         self.run(move |e| e.purge_groups(&room, &groups)).await
+    }
+
+    async fn add_auth_events(&self, room: RoomId, events: Vec<(EventId, Vec<EventId>)>) -> Result<()> {
+        self.run(move |e| e.add_auth_events(&room, &events)).await
+    }
+
+    async fn auth_chain(&self, room: RoomId, events: Vec<EventId>, include_given: bool) -> Result<BTreeSet<EventId>> {
+        self.run(move |e| e.auth_chain(&room, &events, include_given)).await
+    }
+
+    async fn auth_chain_difference(
+        &self,
+        room: RoomId,
+        state_sets: Vec<BTreeSet<EventId>>,
+        conflicted: Option<ConflictedSubgraph>,
+    ) -> Result<AuthDifference> {
+        self.run(move |e| e.auth_chain_difference(&room, &state_sets, conflicted.as_ref()))
+            .await
     }
 }

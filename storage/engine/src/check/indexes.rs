@@ -119,6 +119,26 @@ impl Checker<'_> {
         })
     }
 
+    /// Auth records name interned rooms and events (the event itself is
+    /// in `nids`; its auth events, which may not be added, below the
+    /// counter).
+    pub(super) fn auth(&mut self) -> Result<()> {
+        self.each(Cf::Auth, |c, r| {
+            if let Record::Auth { room, event, auth } = r {
+                let at = || format!("auth/room {room}/event {event}");
+                c.below("room nid", u64::from(room), c.counters.room, at);
+                c.below("event nid", event, c.counters.event, at);
+                for a in auth {
+                    c.below("event nid", a, c.counters.event, at);
+                }
+                if c.kv.get(Cf::Nids, &keys::nid_key(StrKind::Event, event))?.is_none() {
+                    c.problem("auth events interned", at(), format!("event nid {event} has no string"));
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Pending deletions and their time index agree, name existing groups,
     /// and carry sequence numbers below the next one.
     pub(super) fn deletion(&mut self) -> Result<()> {

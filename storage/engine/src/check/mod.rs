@@ -108,6 +108,7 @@ pub(crate) fn run(kv: &dyn KvStore, policy: &ChainPolicy, in_memory: Counters) -
     c.event_mappings()?;
     c.current_state()?;
     c.deletion()?;
+    c.auth()?;
     Ok(c.report)
 }
 

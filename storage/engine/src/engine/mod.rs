@@ -2,6 +2,7 @@
 //! homeserver's calls. One file per concern: groups, strings, event
 //! mappings, current state, rooms and purges, export, maintenance.
 
+mod auth;
 mod current;
 mod deletion;
 mod events;
@@ -21,6 +22,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use mxstate_api::{Error, Result};
 
 use crate::access::{intern, Caches, Committed};
+use crate::auth::GraphCache;
 use crate::format::counters::Counters;
 use crate::format::keys::{meta, StrKind};
 use crate::format::version::FormatVersion;
@@ -72,6 +74,8 @@ pub struct Engine {
     /// Set while an import runs: its batches defer their sync, and
     /// `finish_import` syncs once before clearing the incomplete marker.
     bulk: AtomicBool,
+    /// Rooms' auth graphs, loaded on first use.
+    auth_graphs: GraphCache,
 }
 
 /// A lock is poisoned only when a thread panicked holding it: a bug.
@@ -103,11 +107,16 @@ impl Engine {
                 c
             }
             Some(v) => {
-                if FormatVersion::from_bytes(&v)? == FormatVersion::V1 {
-                    // Version 2 adds the `deletion` column family, which the
-                    // backend created empty: nothing else changes.
+                if FormatVersion::from_bytes(&v)? != FormatVersion::CURRENT {
+                    // Versions 2 and 3 add the `deletion` and `auth` column
+                    // families, which the backend created empty: nothing
+                    // else changes.
                     let mut b = Batch::default();
-                    b.put(Cf::Meta, meta::FORMAT.to_vec(), FormatVersion::V2.to_bytes().to_vec());
+                    b.put(
+                        Cf::Meta,
+                        meta::FORMAT.to_vec(),
+                        FormatVersion::CURRENT.to_bytes().to_vec(),
+                    );
                     kv.write(b)?;
                 }
                 let c = kv
@@ -131,6 +140,8 @@ impl Engine {
             gate: RwLock::new(()),
             policy: opts.policy,
             bulk: AtomicBool::new(false),
+            // A sixteenth of the cache budget: about 300,000 events.
+            auth_graphs: GraphCache::new((opts.cache_bytes / 16) as usize),
         })
     }
 

@@ -40,7 +40,8 @@ impl Engine {
         let Some(rn) = self.room_nid(room)? else {
             return Err(Error::UnknownRoom(room.to_string()));
         };
-        self.write(|txn| purge::purge_room(txn, rn))
+        self.write(|txn| purge::purge_room(txn, rn))?;
+        self.forget_auth_graph(rn)
     }
 
     /// Deletes groups no event refers to, leaving every other group's state as it was.

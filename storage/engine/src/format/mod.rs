@@ -3,6 +3,7 @@
 //! decoded: no indexing that can panic.
 #![deny(clippy::indexing_slicing)]
 
+pub mod auth;
 pub mod counters;
 pub mod deletion;
 pub mod delta;

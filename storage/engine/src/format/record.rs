@@ -93,6 +93,12 @@ pub enum Record {
         ts: u64,
     },
     DeletionSequence(u64),
+    /// `auth`: an event of a room and its auth events.
+    Auth {
+        room: RoomNid,
+        event: EventNid,
+        auth: Vec<EventNid>,
+    },
 }
 
 fn bad(what: &'static str, cf: Cf, key: &[u8], detail: impl Into<String>) -> Error {
@@ -291,6 +297,14 @@ fn decode(cf: Cf, key: &[u8], value: &[u8]) -> Result<Record> {
             )?)),
             _ => Err(bad("deletion key", cf, key, "unknown key")),
         },
+        Cf::Auth => {
+            let (room, event) = super::auth::parse_auth_key(key)?;
+            Ok(Record::Auth {
+                room,
+                event,
+                auth: super::auth::decode_auth_events(event, value)?,
+            })
+        }
     }
 }
 

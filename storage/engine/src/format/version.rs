@@ -9,11 +9,13 @@ pub enum FormatVersion {
     V1 = 1,
     /// Adds the `deletion` column family (Synapse's deletion protocol).
     V2 = 2,
+    /// Adds the `auth` column family (each event's auth events).
+    V3 = 3,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V2;
+    pub const CURRENT: FormatVersion = FormatVersion::V3;
 
     /// The 4-byte little-endian value stored under `meta/format`.
     pub fn to_bytes(self) -> [u8; 4] {
@@ -39,6 +41,7 @@ impl TryFrom<u32> for FormatVersion {
         match v {
             1 => Ok(FormatVersion::V1),
             2 => Ok(FormatVersion::V2),
+            3 => Ok(FormatVersion::V3),
             found => Err(Error::UnsupportedFormat {
                 found,
                 supported: FormatVersion::CURRENT as u32,

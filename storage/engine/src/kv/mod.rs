@@ -46,6 +46,7 @@ pub enum Cf {
     GroupEvents,
     CurrentState,
     Deletion,
+    Auth,
 }
 
 impl Cf {
@@ -63,14 +64,16 @@ impl Cf {
         Cf::GroupEvents,
         Cf::CurrentState,
     ];
-    /// Every column family: those of version 1, then those added since.
-    pub const ALL: [Cf; 11] = {
-        let mut all = [Cf::Deletion; 11];
+    /// Every column family: those of version 1, then those added since
+    /// (`deletion` in version 2, `auth` in version 3).
+    pub const ALL: [Cf; 12] = {
+        let mut all = [Cf::Deletion; 12];
         let mut i = 0;
         while i < Cf::V1.len() {
             all[i] = Cf::V1[i];
             i += 1;
         }
+        all[11] = Cf::Auth;
         all
     };
     /// The name on disk.
@@ -87,6 +90,7 @@ impl Cf {
             Cf::GroupEvents => "group_events",
             Cf::CurrentState => "current_state",
             Cf::Deletion => "deletion",
+            Cf::Auth => "auth",
         }
     }
 }
@@ -230,5 +234,6 @@ mod tests {
         assert_eq!(names.len(), Cf::ALL.len());
         assert_eq!(&Cf::ALL[..Cf::V1.len()], &Cf::V1[..]);
         assert_eq!(Cf::ALL[Cf::V1.len()], Cf::Deletion);
+        assert_eq!(Cf::ALL[Cf::V1.len() + 1], Cf::Auth);
     }
 }

@@ -207,6 +207,7 @@ pub fn purge_room(txn: &mut Txn<'_>, room: RoomNid) -> Result<()> {
         let h: Arc<_> = txn.header(s)?;
         txn.drop_snapshot(s, &h);
     }
+    txn.clear_auth(room)?;
     txn.clear_current(room)
 }
 

@@ -331,6 +331,30 @@ impl<'a> Txn<'a> {
         self.batch.delete(Cf::EventGroups, keys::event_key(e).to_vec());
     }
 
+    /// Records an event's auth events (encoded by `format::auth`).
+    pub fn put_auth(&mut self, room: RoomNid, e: EventNid, value: Vec<u8>) {
+        self.batch
+            .put(Cf::Auth, crate::format::auth::auth_key(room, e).to_vec(), value);
+    }
+
+    /// Deletes a room's auth records (every event's).
+    pub fn clear_auth(&mut self, room: RoomNid) -> Result<()> {
+        self.clear_room(Cf::Auth, room)
+    }
+
+    /// Deletes every record of `cf` under a room's prefix.
+    fn clear_room(&mut self, cf: Cf, room: RoomNid) -> Result<()> {
+        let mut old = Vec::new();
+        self.kv.scan_prefix(cf, &keys::room_prefix(room), &mut |k, _| {
+            old.push(k.to_vec());
+            Ok(true)
+        })?;
+        for k in old {
+            self.batch.delete(cf, k);
+        }
+        Ok(())
+    }
+
     /// Sets one entry of a room's current state.
     pub fn put_current(&mut self, room: RoomNid, k: IKey, e: EventNid) {
         self.batch.put(
@@ -342,16 +366,7 @@ impl<'a> Txn<'a> {
 
     /// Deletes a room's current state (every entry).
     pub fn clear_current(&mut self, room: RoomNid) -> Result<()> {
-        let mut old = Vec::new();
-        self.kv
-            .scan_prefix(Cf::CurrentState, &keys::room_prefix(room), &mut |k, _| {
-                old.push(k.to_vec());
-                Ok(true)
-            })?;
-        for k in old {
-            self.batch.delete(Cf::CurrentState, k);
-        }
-        Ok(())
+        self.clear_room(Cf::CurrentState, room)
     }
 
     /// Puts a room index entry (a range start with its length, or a ghost).

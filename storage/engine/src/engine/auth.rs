@@ -1,0 +1,209 @@
+//! Auth events (Synapse's `event_auth`) and the auth chain questions,
+//! answered from each room's graph (`crate::auth`).
+
+use std::collections::BTreeSet;
+
+use roaring::RoaringBitmap;
+
+use mxstate_api::{AuthDifference, ConflictedSubgraph, Error, EventId, Result, RoomId};
+
+use crate::access::intern;
+use crate::auth::{AuthGraph, Conflicted, SharedGraph};
+use crate::format::auth::{decode_auth_events, encode_auth_events, parse_auth_key};
+use crate::format::keys::{self, EventNid, RoomNid, StrKind};
+use crate::kv::{Cf, KvStore};
+
+use super::Engine;
+
+/// Reads a room's auth records into a graph.
+fn load(kv: &dyn KvStore, room: RoomNid) -> Result<AuthGraph> {
+    let mut g = AuthGraph::default();
+    kv.scan_prefix(Cf::Auth, &keys::room_prefix(room), &mut |k, v| {
+        let (_, event) = parse_auth_key(k)?;
+        g.add(event, &decode_auth_events(event, v)?);
+        Ok(true)
+    })?;
+    Ok(g)
+}
+
+/// Event ids split into the graph's local ids and those it does not name.
+struct Located<'a> {
+    local: Vec<u32>,
+    unknown: Vec<&'a EventId>,
+}
+
+impl Engine {
+    /// The graph of `room`, loaded if needed. Loading holds the writer, so
+    /// that no commit falls between the read of the records and the
+    /// graph's place in the cache (the writer appends to cached graphs).
+    fn auth_graph(&self, room: RoomNid) -> Result<SharedGraph> {
+        if let Some(g) = self.auth_graphs.get(room)? {
+            return Ok(g);
+        }
+        let _writer = self.writer()?;
+        if let Some(g) = self.auth_graphs.get(room)? {
+            return Ok(g);
+        }
+        self.auth_graphs.insert(room, load(&*self.kv, room)?)
+    }
+
+    /// Records each event's auth events, in order (an event's auth events
+    /// may be named before they are added). Adding an event again with
+    /// the same auth events changes nothing; with others it is refused.
+    /// One atomic batch.
+    pub fn add_auth_events(&self, room: &RoomId, events: &[(EventId, Vec<EventId>)]) -> Result<()> {
+        let added = self.write(|txn| {
+            let rn = txn.intern_room(room.as_str())?;
+            // The committed graph, read under the writer this transaction
+            // holds (no commit can change it meanwhile).
+            let committed = match self.auth_graphs.get(rn)? {
+                Some(g) => g,
+                None => self.auth_graphs.insert(rn, load(txn.kv(), rn)?)?,
+            };
+            let committed = committed
+                .read()
+                .map_err(|_| Error::internal("auth graph lock poisoned"))?;
+            let mut added: Vec<(EventNid, Vec<EventNid>)> = Vec::with_capacity(events.len());
+            let mut in_call: rustc_hash::FxHashMap<EventNid, usize> = Default::default();
+            for (e, auth) in events {
+                let en = txn.intern(StrKind::Event, e.as_str())?;
+                let names: Vec<&str> = auth.iter().map(EventId::as_str).collect();
+                let an: Vec<EventNid> = txn
+                    .intern_many(StrKind::Event, &names)?
+                    .into_iter()
+                    .map(|n| n.0)
+                    .collect();
+                let before = match in_call.get(&en) {
+                    Some(&i) => added.get(i).map(|a| a.1.clone()),
+                    None => committed.auth_of(en),
+                };
+                match before {
+                    Some(old) if old == an => continue,
+                    Some(_) => return Err(Error::AuthEventsDiffer(e.to_string())),
+                    None => {}
+                }
+                txn.put_auth(rn, en, encode_auth_events(en, &an));
+                in_call.insert(en, added.len());
+                added.push((en, an));
+            }
+            Ok((rn, added))
+        })?;
+        // Committed: the cached graph (if any) learns the new events. A
+        // graph loaded since the commit has them already (adding is
+        // idempotent).
+        let (rn, added) = added;
+        if let Some(g) = self.auth_graphs.get(rn)? {
+            let mut g = g.write().map_err(|_| Error::internal("auth graph lock poisoned"))?;
+            for (e, a) in &added {
+                g.add(*e, a);
+            }
+        }
+        Ok(())
+    }
+
+    fn locate<'a>(&self, graph: &AuthGraph, events: impl IntoIterator<Item = &'a EventId>) -> Result<Located<'a>> {
+        let mut out = Located {
+            local: Vec::new(),
+            unknown: Vec::new(),
+        };
+        for e in events {
+            match self.lookup(StrKind::Event, e.as_str())?.and_then(|n| graph.get(n)) {
+                Some(l) => out.local.push(l),
+                None => out.unknown.push(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn event_ids(&self, graph: &AuthGraph, locals: &RoaringBitmap) -> Result<BTreeSet<EventId>> {
+        let nids: Vec<u64> = locals.iter().map(|l| graph.nid(l)).collect();
+        Ok(intern::resolve(&*self.kv, &self.caches, StrKind::Event, &nids)?
+            .into_iter()
+            .map(EventId::from_validated)
+            .collect())
+    }
+
+    fn room_graph(&self, room: &RoomId) -> Result<Option<SharedGraph>> {
+        match self.room_nid(room)? {
+            Some(rn) => Ok(Some(self.auth_graph(rn)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Synapse's `get_auth_chain_ids`: the events reachable from `events`
+    /// by one or more auth edges, and `events` themselves if
+    /// `include_given`.
+    pub fn auth_chain(&self, room: &RoomId, events: &[EventId], include_given: bool) -> Result<BTreeSet<EventId>> {
+        let mut out: BTreeSet<EventId> = if include_given {
+            events.iter().cloned().collect()
+        } else {
+            BTreeSet::new()
+        };
+        // The graph first: loading it may wait for the writer, which must
+        // never happen while holding the readers' gate.
+        let Some(graph) = self.room_graph(room)? else {
+            return Ok(out);
+        };
+        let _shared = self.read_gate()?;
+        let graph = graph.read().map_err(|_| Error::internal("auth graph lock poisoned"))?;
+        let at = self.locate(&graph, events)?;
+        out.extend(self.event_ids(&graph, &graph.chain(&at.local))?);
+        Ok(out)
+    }
+
+    /// Synapse's `get_auth_chain_difference_extended`: the events in the
+    /// full auth chain (the set included) of some state sets and not of
+    /// all; with `conflicted`, also state res v2.1's conflicted subgraph.
+    pub fn auth_chain_difference(
+        &self,
+        room: &RoomId,
+        state_sets: &[BTreeSet<EventId>],
+        conflicted: Option<&ConflictedSubgraph>,
+    ) -> Result<AuthDifference> {
+        let graph = match self.room_graph(room)? {
+            Some(g) => g,
+            None => std::sync::Arc::new(std::sync::RwLock::new(AuthGraph::default())),
+        };
+        let _shared = self.read_gate()?;
+        let graph = graph.read().map_err(|_| Error::internal("auth graph lock poisoned"))?;
+        let mut sets = Vec::with_capacity(state_sets.len());
+        let mut unknown: Vec<BTreeSet<&EventId>> = Vec::with_capacity(state_sets.len());
+        for s in state_sets {
+            let at = self.locate(&graph, s)?;
+            sets.push(at.local.into_iter().collect::<RoaringBitmap>());
+            unknown.push(at.unknown.into_iter().collect());
+        }
+        let mut auth_difference = self.event_ids(&graph, &graph.difference(&sets))?;
+        // Events the graph does not name have no edges: each is in the
+        // chains of exactly the sets holding it.
+        if let Some((first, rest)) = unknown.split_first() {
+            let all: BTreeSet<&EventId> = rest.iter().fold(first.clone(), |acc, s| &acc & s);
+            for s in &unknown {
+                auth_difference.extend(s.difference(&all).map(|e| (*e).clone()));
+            }
+        }
+        let conflicted_subgraph = match conflicted {
+            None => None,
+            Some(c) => {
+                let cs = self.locate(&graph, &c.conflicted)?;
+                let add = self.locate(&graph, &c.additional_backwards_reachable)?;
+                let sub = graph.conflicted_subgraph(&Conflicted {
+                    conflicted: cs.local,
+                    additional: add.local,
+                });
+                let mut out = self.event_ids(&graph, &sub)?;
+                out.extend(cs.unknown.into_iter().cloned());
+                Some(out)
+            }
+        };
+        Ok(AuthDifference {
+            auth_difference,
+            conflicted_subgraph,
+        })
+    }
+
+    /// Forgets the cached graph of a room whose auth records were deleted.
+    pub(super) fn forget_auth_graph(&self, room: RoomNid) -> Result<()> {
+        self.auth_graphs.remove(room)
+    }
+}
