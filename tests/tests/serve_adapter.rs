@@ -184,7 +184,44 @@ fn script(ids: &[u64], cands: &[(u64, u64)]) -> Vec<AdapterOp> {
             now_ms: None,
         },
         AdapterOp::MaxGroup,
+        // The auth index: no mark yet; auth events of two rooms with a
+        // mark; the mark widened; an event added again with other auth
+        // events, and a bad event id, refused (nothing written).
+        AdapterOp::AuthMark,
+        auth(
+            vec![
+                (ROOM, vec![("$c", vec![]), ("$m", vec!["$c"])]),
+                (OTHER, vec![("$n", vec!["$c"])]),
+            ],
+            Some((3, 7)),
+        ),
+        AdapterOp::AuthMark,
+        auth(vec![], Some((-2, 1))),
+        AdapterOp::AuthMark,
+        auth(vec![(ROOM, vec![("$m", vec!["$c", "$z"])])], Some((100, 200))),
+        auth(vec![(ROOM, vec![("not-an-event", vec![])])], None),
+        AdapterOp::AuthMark,
     ]
+}
+
+/// One room's events with their auth events, as the script names them.
+type Room<'a> = (&'a str, Vec<(&'a str, Vec<&'a str>)>);
+
+fn auth(rooms: Vec<Room<'_>>, mark: Option<(i64, i64)>) -> AdapterOp {
+    AdapterOp::AddAuthMarked {
+        rooms: rooms
+            .into_iter()
+            .map(|(r, evs)| {
+                (
+                    r.to_owned(),
+                    evs.into_iter()
+                        .map(|(e, a)| (e.to_owned(), a.into_iter().map(str::to_owned).collect()))
+                        .collect(),
+                )
+            })
+            .collect(),
+        mark,
+    }
 }
 
 /// A reply or an error, comparable across the wire (errors by kind and
@@ -243,7 +280,21 @@ fn adapter_requests_through_the_service_answer_as_in_process() {
         step += 1;
     }
     assert_eq!(ids.len(), 5, "every store succeeded: {ids:?}");
-    assert_eq!(errors, 4, "every refused store was refused");
+    assert_eq!(errors, 6, "every refused store and auth request was refused");
+    // The auth events and the mark arrived the same on both sides.
+    assert_eq!(local.auth_mark().unwrap().map(|m| (m.min, m.max)), Some((-2, 7)));
+    let room = mxstate_api::RoomId::parse(ROOM).unwrap();
+    let m = mxstate_api::EventId::parse("$m").unwrap();
+    let chain = rt
+        .block_on(mxstate_api::StateStore::auth_chain(
+            &client,
+            room.clone(),
+            vec![m.clone()],
+            true,
+        ))
+        .unwrap();
+    assert_eq!(chain, local.auth_chain(&room, &[m], true).unwrap());
+    assert_eq!(chain.len(), 2, "{chain:?}");
 
     // The deletion protocol ran to its end: the groups the purge deleted
     // are gone, and only they.

@@ -4,6 +4,10 @@ use std::collections::BTreeSet;
 
 use crate::ids::EventId;
 
+/// Events with their auth events, in order (one room's `event_auth` rows,
+/// grouped by event).
+pub type AuthEvents = Vec<(EventId, Vec<EventId>)>;
+
 /// State res v2.1's extra question: the conflicted subgraph of these
 /// conflicted events (Synapse's `conflicted_set` and
 /// `additional_backwards_reachable_conflicted_events`).

@@ -22,7 +22,7 @@ mod ruma;
 mod state;
 mod store;
 
-pub use auth::{AuthDifference, ConflictedSubgraph};
+pub use auth::{AuthDifference, AuthEvents, ConflictedSubgraph};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use filter::{StateFilter, TypeScope};
 pub use ids::{EventId, GroupId, RoomId};

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use crate::auth::{AuthDifference, ConflictedSubgraph};
+use crate::auth::{AuthDifference, AuthEvents, ConflictedSubgraph};
 use crate::error::{Error, Result};
 use crate::filter::StateFilter;
 use crate::ids::{EventId, GroupId, RoomId};
@@ -273,7 +273,7 @@ impl StateStore for MemoryStore {
         })
     }
 
-    async fn add_auth_events(&self, room: RoomId, events: Vec<(EventId, Vec<EventId>)>) -> Result<()> {
+    async fn add_auth_events(&self, room: RoomId, events: AuthEvents) -> Result<()> {
         self.update(|m| {
             m.rooms.insert(room.clone());
             let edges = m.auth.entry(room).or_default();

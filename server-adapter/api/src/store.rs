@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::auth::{AuthDifference, ConflictedSubgraph};
+use crate::auth::{AuthDifference, AuthEvents, ConflictedSubgraph};
 use crate::error::{Error, Result};
 use crate::filter::StateFilter;
 use crate::ids::{EventId, GroupId, RoomId};
@@ -96,7 +96,7 @@ pub trait StateStore: Send + Sync {
     /// changes nothing; with others it fails with
     /// [`Error::AuthEventsDiffer`] and nothing is written. `purge_room`
     /// deletes a room's.
-    async fn add_auth_events(&self, room: RoomId, events: Vec<(EventId, Vec<EventId>)>) -> Result<()>;
+    async fn add_auth_events(&self, room: RoomId, events: AuthEvents) -> Result<()>;
 
     /// Synapse's `get_auth_chain_ids`: the events reachable from `events`
     /// by one or more auth edges, plus `events` themselves with

@@ -7,8 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use mxstate_api::{Error, EventId, GroupDelta, GroupId, Result, RoomId, StateFilter, StateStore};
-use mxstate_engine::{Engine, GroupState, NewGroup, StateView};
+use mxstate_api::{
+    AuthDifference, ConflictedSubgraph, Error, EventId, GroupDelta, GroupId, Result, RoomId, StateFilter, StateStore,
+};
+use mxstate_engine::{AuthMark, Engine, GroupState, NewGroup, StateView};
 use mxstate_remote::adapter::{AdapterOp, AdapterReply, WBase, WNewGroup};
 use mxstate_remote::wire::{self, WState};
 use mxstate_remote::RemoteStore;
@@ -215,6 +217,61 @@ impl Backend {
                 AdapterReply::MaybeId(g) => Ok(g),
                 other => Err(unexpected(&other)),
             },
+        }
+    }
+
+    /// Auth events of rooms, with the homeserver's mark, atomically.
+    pub fn add_auth_events_marked(
+        &self,
+        rooms: &[(RoomId, mxstate_api::AuthEvents)],
+        mark: Option<AuthMark>,
+    ) -> Result<()> {
+        match self {
+            Backend::Local(e) => e.add_auth_events_marked(rooms, mark),
+            Backend::Remote(r) => done(
+                r.call(AdapterOp::AddAuthMarked {
+                    rooms: rooms
+                        .iter()
+                        .map(|(room, events)| (room.as_str().to_owned(), wire::auth_events_out(events)))
+                        .collect(),
+                    mark: mark.map(|m| (m.min, m.max)),
+                })?,
+            ),
+        }
+    }
+
+    pub fn auth_mark(&self) -> Result<Option<AuthMark>> {
+        match self {
+            Backend::Local(e) => e.auth_mark(),
+            Backend::Remote(r) => match r.call(AdapterOp::AuthMark)? {
+                AdapterReply::Mark(m) => Ok(m.map(|(min, max)| AuthMark { min, max })),
+                other => Err(unexpected(&other)),
+            },
+        }
+    }
+
+    pub fn auth_chain(&self, room: &RoomId, events: &[EventId], include_given: bool) -> Result<BTreeSet<EventId>> {
+        match self {
+            Backend::Local(e) => e.auth_chain(room, events, include_given),
+            Backend::Remote(r) => {
+                r.rt.block_on(r.store.auth_chain(room.clone(), events.to_vec(), include_given))
+            }
+        }
+    }
+
+    pub fn auth_chain_difference(
+        &self,
+        room: &RoomId,
+        sets: &[BTreeSet<EventId>],
+        conflicted: Option<&ConflictedSubgraph>,
+    ) -> Result<AuthDifference> {
+        match self {
+            Backend::Local(e) => e.auth_chain_difference(room, sets, conflicted),
+            Backend::Remote(r) => r.rt.block_on(r.store.auth_chain_difference(
+                room.clone(),
+                sets.to_vec(),
+                conflicted.cloned(),
+            )),
         }
     }
 

@@ -416,6 +416,90 @@ impl Store {
         run(py, "max_group", &engine, |e| e.max_group())
     }
 
+    /// Records auth events: `rooms` is a list of `(room_id, [(event_id,
+    /// [auth_event_id, ...]), ...])`; with `mark = (min, max)`, the
+    /// stored mark is widened to cover it, in the same transaction.
+    #[pyo3(signature = (rooms, mark = None))]
+    fn add_auth_events(
+        &self,
+        py: Python<'_>,
+        rooms: Vec<(String, mxstate_remote::wire::WAuthEvents)>,
+        mark: Option<(i64, i64)>,
+    ) -> PyResult<()> {
+        let rooms = rooms
+            .into_iter()
+            .map(|(room, events)| {
+                let events = mxstate_remote::wire::auth_events_in(events).map_err(crate::errors::to_py)?;
+                Ok((convert::room(&room)?, events))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let mark = mark.map(|(min, max)| mxstate_engine::AuthMark { min, max });
+        let engine = self.backend()?;
+        run(py, "add_auth_events", &engine, |e| {
+            e.add_auth_events_marked(&rooms, mark)
+        })
+    }
+
+    /// The stored auth mark `(min, max)`, or None before any was stored.
+    fn auth_mark(&self, py: Python<'_>) -> PyResult<Option<(i64, i64)>> {
+        let engine = self.backend()?;
+        Ok(run(py, "auth_mark", &engine, |e| e.auth_mark())?.map(|m| (m.min, m.max)))
+    }
+
+    /// Synapse's `get_auth_chain_ids`.
+    #[pyo3(signature = (room_id, event_ids, include_given = false))]
+    fn auth_chain(
+        &self,
+        py: Python<'_>,
+        room_id: &str,
+        event_ids: Vec<String>,
+        include_given: bool,
+    ) -> PyResult<Vec<String>> {
+        let room = convert::room(room_id)?;
+        let events = event_ids
+            .iter()
+            .map(|e| convert::event(e))
+            .collect::<PyResult<Vec<_>>>()?;
+        let engine = self.backend()?;
+        let chain = run(py, "auth_chain", &engine, |e| {
+            e.auth_chain(&room, &events, include_given)
+        })?;
+        Ok(chain.into_iter().map(|e| e.as_str().to_owned()).collect())
+    }
+
+    /// Synapse's `get_auth_chain_difference_extended`: `(difference,
+    /// subgraph)`, the subgraph None unless `conflicted` is given.
+    #[pyo3(signature = (room_id, state_sets, conflicted = None, additional = None))]
+    fn auth_chain_difference(
+        &self,
+        py: Python<'_>,
+        room_id: &str,
+        state_sets: Vec<Vec<String>>,
+        conflicted: Option<Vec<String>>,
+        additional: Option<Vec<String>>,
+    ) -> PyResult<(Vec<String>, Option<Vec<String>>)> {
+        let room = convert::room(room_id)?;
+        let set = |v: &[String]| -> PyResult<std::collections::BTreeSet<mxstate_api::EventId>> {
+            v.iter().map(|e| convert::event(e)).collect()
+        };
+        let sets = state_sets.iter().map(|s| set(s)).collect::<PyResult<Vec<_>>>()?;
+        let conflicted = match conflicted {
+            None => None,
+            Some(c) => Some(mxstate_api::ConflictedSubgraph {
+                conflicted: set(&c)?,
+                additional_backwards_reachable: set(additional.as_deref().unwrap_or_default())?,
+            }),
+        };
+        let engine = self.backend()?;
+        let d = run(py, "auth_chain_difference", &engine, |e| {
+            e.auth_chain_difference(&room, &sets, conflicted.as_ref())
+        })?;
+        let out = |s: std::collections::BTreeSet<mxstate_api::EventId>| {
+            s.into_iter().map(|e| e.as_str().to_owned()).collect()
+        };
+        Ok((out(d.auth_difference), d.conflicted_subgraph.map(out)))
+    }
+
     /// Deletes everything stored for a room (a room never seen is fine).
     fn purge_room(&self, py: Python<'_>, room_id: &str) -> PyResult<()> {
         let room = convert::room(room_id)?;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use mxstate_api::GroupId;
 
-use crate::wire::{WDelta, WFilter, WState};
+use crate::wire::{WAuthEvents, WDelta, WFilter, WState};
 
 /// Where a group to store gets its state from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -102,6 +102,14 @@ pub enum AdapterOp {
         now_ms: u64,
         delay_ms: u64,
     },
+    /// Auth events of several rooms, and the homeserver's mark widened to
+    /// `(min, max)`, in one transaction (`Engine::add_auth_events_marked`).
+    AddAuthMarked {
+        rooms: Vec<(String, WAuthEvents)>,
+        mark: Option<(i64, i64)>,
+    },
+    /// The homeserver's auth mark (`Engine::auth_mark`).
+    AuthMark,
 }
 
 impl AdapterOp {
@@ -119,6 +127,7 @@ impl AdapterOp {
                 | AdapterOp::MarkUsed(_)
                 | AdapterOp::ReadyForDeletion { .. }
                 | AdapterOp::PurgeIfReady { .. }
+                | AdapterOp::AddAuthMarked { .. }
         )
     }
 }
@@ -136,6 +145,8 @@ pub enum AdapterReply {
     Marks(Vec<(GroupId, String, u64)>),
     Candidates(Option<(String, Vec<(GroupId, u64)>)>),
     Done,
+    /// The auth mark, `(min, max)`.
+    Mark(Option<(i64, i64)>),
 }
 
 #[cfg(test)]

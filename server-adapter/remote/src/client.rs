@@ -19,8 +19,8 @@ use tokio::sync::{oneshot, Mutex};
 use tokio::time::{timeout, Instant};
 
 use mxstate_api::{
-    AuthDifference, ConflictedSubgraph, Error, EventId, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateFilter,
-    StateMap, StateStore,
+    AuthDifference, AuthEvents, ConflictedSubgraph, Error, EventId, GroupDelta, GroupId, GroupWrite, Result, RoomId,
+    StateFilter, StateMap, StateStore,
 };
 
 use crate::adapter::{AdapterOp, AdapterReply};
@@ -441,13 +441,10 @@ impl StateStore for RemoteStore {
         }
     }
 
-    async fn add_auth_events(&self, room: RoomId, events: Vec<(EventId, Vec<EventId>)>) -> Result<()> {
+    async fn add_auth_events(&self, room: RoomId, events: AuthEvents) -> Result<()> {
         let op = Op::AddAuthEvents {
             room: room.as_str().to_owned(),
-            events: events
-                .iter()
-                .map(|(e, auth)| (e.as_str().to_owned(), wire::events_out(auth)))
-                .collect(),
+            events: wire::auth_events_out(&events),
         };
         match self.call(op).await? {
             Reply::Done => Ok(()),

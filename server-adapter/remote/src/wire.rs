@@ -9,14 +9,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter::{AdapterOp, AdapterReply};
 use mxstate_api::{
-    Error, ErrorKind, EventId, GroupContent, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateDelta, StateFilter,
-    StateKey, StateMap,
+    AuthEvents, Error, ErrorKind, EventId, GroupContent, GroupDelta, GroupId, GroupWrite, Result, RoomId, StateDelta,
+    StateFilter, StateKey, StateMap,
 };
 
 /// A state on the wire: `(type, state_key, event_id)` triples.
 pub type WState = Vec<(String, String, String)>;
 /// A delta on the wire: `None` removes the key.
 pub type WDelta = Vec<(String, String, Option<String>)>;
+
+/// Events with their auth events on the wire.
+pub type WAuthEvents = Vec<(String, Vec<String>)>;
 
 /// A filter on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -68,7 +71,7 @@ pub enum Op {
     /// `add_auth_events`: each event with its auth events.
     AddAuthEvents {
         room: String,
-        events: Vec<(String, Vec<String>)>,
+        events: WAuthEvents,
     },
     /// `auth_chain`.
     AuthChain {
@@ -109,6 +112,27 @@ pub enum Reply {
 /// Event ids on the wire (sorted, as the sets are).
 pub fn events_out<'a>(events: impl IntoIterator<Item = &'a EventId>) -> Vec<String> {
     events.into_iter().map(|e| e.as_str().to_owned()).collect()
+}
+
+/// Events with their auth events from the wire, validated.
+pub fn auth_events_in(events: WAuthEvents) -> Result<AuthEvents> {
+    events
+        .into_iter()
+        .map(|(e, auth)| {
+            Ok((
+                EventId::parse(e)?,
+                auth.into_iter().map(EventId::parse).collect::<Result<Vec<_>>>()?,
+            ))
+        })
+        .collect()
+}
+
+/// Events with their auth events, for the wire.
+pub fn auth_events_out(events: &AuthEvents) -> WAuthEvents {
+    events
+        .iter()
+        .map(|(e, auth)| (e.as_str().to_owned(), events_out(auth)))
+        .collect()
 }
 
 /// Event ids from the wire, validated.

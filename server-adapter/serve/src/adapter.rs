@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mxstate_api::{Error, EventId, GroupId, Result, RoomId, StateDelta, StateKey, StateMap};
-use mxstate_engine::{Engine, GroupState, NewGroup};
+use mxstate_engine::{AuthMark, Engine, GroupState, NewGroup};
 use mxstate_remote::adapter::{AdapterOp, AdapterReply, WBase, WNewGroup};
 use mxstate_remote::wire;
 
@@ -169,5 +169,14 @@ pub fn run(engine: &Engine, op: AdapterOp) -> Result<AdapterReply> {
                 other => other?,
             })
         }
+        AdapterOp::AddAuthMarked { rooms, mark } => {
+            let rooms = rooms
+                .into_iter()
+                .map(|(room, events)| Ok((RoomId::parse(room)?, wire::auth_events_in(events)?)))
+                .collect::<Result<Vec<_>>>()?;
+            engine.add_auth_events_marked(&rooms, mark.map(|(min, max)| AuthMark { min, max }))?;
+            AdapterReply::Done
+        }
+        AdapterOp::AuthMark => AdapterReply::Mark(engine.auth_mark()?.map(|m| (m.min, m.max))),
     })
 }

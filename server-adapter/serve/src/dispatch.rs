@@ -100,17 +100,7 @@ pub async fn run(store: &EngineStore, op: Op) -> Result<Reply> {
         }
         Op::Adapter(op) => Reply::Adapter(adapter::run(store.engine(), op)?),
         Op::AddAuthEvents { room, events } => {
-            let events = events
-                .into_iter()
-                .map(|(e, auth)| {
-                    Ok((
-                        mxstate_api::EventId::parse(e)?,
-                        auth.into_iter()
-                            .map(mxstate_api::EventId::parse)
-                            .collect::<Result<Vec<_>>>()?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let events = wire::auth_events_in(events)?;
             store.add_auth_events(mxstate_api::RoomId::parse(room)?, events).await?;
             Reply::Done
         }

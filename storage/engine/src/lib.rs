@@ -28,7 +28,7 @@ mod store;
 mod write;
 
 pub use check::{CheckReport, Problem};
-pub use engine::{CfStats, Engine, EngineOptions, ExportGroup, Stats};
+pub use engine::{AuthMark, CfStats, Engine, EngineOptions, ExportGroup, Stats};
 pub use format::record::{decode_record, Record};
 pub use kv::{KvMaintenance, KvStore, MemKv};
 pub use read::{SectionView, StateView};

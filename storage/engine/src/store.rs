@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mxstate_api::{
-    AuthDifference, ConflictedSubgraph, Error, EventId, GroupContent, GroupDelta, GroupId, GroupWrite, Result, RoomId,
-    StateFilter, StateMap, StateStore,
+    AuthDifference, AuthEvents, ConflictedSubgraph, Error, EventId, GroupContent, GroupDelta, GroupId, GroupWrite,
+    Result, RoomId, StateFilter, StateMap, StateStore,
 };
 
 use crate::engine::Engine;
@@ -95,7 +95,7 @@ impl StateStore for EngineStore {
         self.run(move |e| e.purge_groups(&room, &groups)).await
     }
 
-    async fn add_auth_events(&self, room: RoomId, events: Vec<(EventId, Vec<EventId>)>) -> Result<()> {
+    async fn add_auth_events(&self, room: RoomId, events: AuthEvents) -> Result<()> {
         self.run(move |e| e.add_auth_events(&room, &events)).await
     }
 

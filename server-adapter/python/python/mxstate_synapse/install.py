@@ -38,6 +38,7 @@ def install() -> None:
     import synapse.storage.databases as databases
     from synapse.config.homeserver import HomeServerConfig
 
+    from .auth_chains import after_databases, patch_auth_chains
     from .config import MxStateConfig
     from .deletion_store import MxStateDeletionDataStore
     from .purge import patch_purge_controller
@@ -49,5 +50,13 @@ def install() -> None:
     databases.StateDeletionDataStore = MxStateDeletionDataStore  # type: ignore[misc]
     databases.StateGroupDataStore = MxStateGroupDataStore  # type: ignore[misc]
     patch_purge_controller()
+    patch_auth_chains()
+    original_init = databases.Databases.__init__
+
+    def init_then_catch_up(self, main_store_class, hs):  # type: ignore[no-untyped-def]
+        original_init(self, main_store_class, hs)
+        after_databases(self, hs)
+
+    databases.Databases.__init__ = init_then_catch_up  # type: ignore[method-assign]
     _installed = True
     logger.info("mxstate_synapse installed: Synapse's state groups are stored in mxstate")

@@ -28,6 +28,8 @@ class CountingStore:
     def __init__(self, store: Store) -> None:
         self._store = store
         self.calls = 0
+        #: Auth chain questions answered (`auth_chain`, `auth_chain_difference`).
+        self.auth_answers = 0
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._store, name)
@@ -36,6 +38,8 @@ class CountingStore:
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
+            if name in ("auth_chain", "auth_chain_difference"):
+                self.auth_answers += 1
             return attr(*args, **kwargs)
 
         return counted
@@ -48,7 +52,7 @@ def _close_test_store(store: CountingStore, path: str, log: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
         if log:
             with open(log, "a") as f:
-                f.write(f"close {os.getpid()} {path} calls={store.calls}\n")
+                f.write(f"close {os.getpid()} {path} auth={store.auth_answers} calls={store.calls}\n")
 
 
 def open_store(hs: "HomeServer", owner: object) -> Any:

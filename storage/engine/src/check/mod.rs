@@ -167,7 +167,7 @@ impl Checker<'_> {
                 Record::Format(v) => format = Some(v),
                 Record::Counters(n) => counters = Some(n),
                 Record::ImportMarker(d) => c.report.import_incomplete = Some(d),
-                Record::ImportDone { .. } => {}
+                Record::ImportDone { .. } | Record::AuthMark(_) => {}
                 other => c.problem("record decodes", "meta", format!("unexpected record {other:?}")),
             }
             Ok(())

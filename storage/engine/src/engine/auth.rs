@@ -5,13 +5,15 @@ use std::collections::BTreeSet;
 
 use roaring::RoaringBitmap;
 
-use mxstate_api::{AuthDifference, ConflictedSubgraph, Error, EventId, Result, RoomId};
+use mxstate_api::{AuthDifference, AuthEvents, ConflictedSubgraph, Error, EventId, Result, RoomId};
 
 use crate::access::intern;
 use crate::auth::{AuthGraph, Conflicted, SharedGraph};
+pub use crate::format::auth::AuthMark;
 use crate::format::auth::{decode_auth_events, encode_auth_events, parse_auth_key};
-use crate::format::keys::{self, EventNid, RoomNid, StrKind};
+use crate::format::keys::{self, meta, EventNid, RoomNid, StrKind};
 use crate::kv::{Cf, KvStore};
+use crate::write::Txn;
 
 use super::Engine;
 
@@ -52,7 +54,58 @@ impl Engine {
     /// the same auth events changes nothing; with others it is refused.
     /// One atomic batch.
     pub fn add_auth_events(&self, room: &RoomId, events: &[(EventId, Vec<EventId>)]) -> Result<()> {
+        self.add_auth_events_marked(&[(room.clone(), events.to_vec())], None)
+    }
+
+    /// The homeserver's mark (`meta/auth-mark`), if one was recorded.
+    pub fn auth_mark(&self) -> Result<Option<AuthMark>> {
+        self.kv
+            .get(Cf::Meta, meta::AUTH_MARK)?
+            .map(|v| AuthMark::decode(&v))
+            .transpose()
+    }
+
+    /// [`Engine::add_auth_events`] for several rooms, and, with `mark`,
+    /// the homeserver's mark widened to cover it, in one atomic batch.
+    pub fn add_auth_events_marked(&self, rooms: &[(RoomId, AuthEvents)], mark: Option<AuthMark>) -> Result<()> {
         let added = self.write(|txn| {
+            let mut added = Vec::with_capacity(rooms.len());
+            for (room, events) in rooms {
+                added.push(self.add_room_auth(txn, room, events)?);
+            }
+            if let Some(m) = mark {
+                let m = match txn.kv().get(Cf::Meta, meta::AUTH_MARK)? {
+                    Some(v) => AuthMark::decode(&v)?.merge(m),
+                    None => m,
+                };
+                txn.put_meta(meta::AUTH_MARK, m.encode());
+            }
+            Ok(added)
+        })?;
+        // Committed: the cached graphs (if any) learn the new events. A
+        // graph loaded since the commit has them already (adding is
+        // idempotent).
+        for (rn, added) in added {
+            if let Some(g) = self.auth_graphs.get(rn)? {
+                let mut g = g.write().map_err(|_| Error::internal("auth graph lock poisoned"))?;
+                for (e, a) in &added {
+                    g.add(*e, a);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One room's part of an add: its records put in `txn`; returns what
+    /// the room's cached graph is to learn once committed.
+    #[allow(clippy::type_complexity)]
+    fn add_room_auth(
+        &self,
+        txn: &mut Txn<'_>,
+        room: &RoomId,
+        events: &[(EventId, Vec<EventId>)],
+    ) -> Result<(RoomNid, Vec<(EventNid, Vec<EventNid>)>)> {
+        {
             let rn = txn.intern_room(room.as_str())?;
             // The committed graph, read under the writer this transaction
             // holds (no commit can change it meanwhile).
@@ -87,18 +140,7 @@ impl Engine {
                 added.push((en, an));
             }
             Ok((rn, added))
-        })?;
-        // Committed: the cached graph (if any) learns the new events. A
-        // graph loaded since the commit has them already (adding is
-        // idempotent).
-        let (rn, added) = added;
-        if let Some(g) = self.auth_graphs.get(rn)? {
-            let mut g = g.write().map_err(|_| Error::internal("auth graph lock poisoned"))?;
-            for (e, a) in &added {
-                g.add(*e, a);
-            }
         }
-        Ok(())
     }
 
     fn locate<'a>(&self, graph: &AuthGraph, events: impl IntoIterator<Item = &'a EventId>) -> Result<Located<'a>> {

@@ -13,6 +13,7 @@ mod rooms;
 mod stats;
 mod strings;
 
+pub use auth::AuthMark;
 pub use export::ExportGroup;
 pub use stats::{CfStats, Stats};
 

@@ -55,6 +55,44 @@ pub fn decode_auth_events(event: EventNid, bytes: &[u8]) -> Result<Vec<EventNid>
     Ok(out)
 }
 
+/// How far a homeserver's own table of auth events has been read into the
+/// index (`meta/auth-mark`): every event with a stream ordering in
+/// `min..=max` was added. Synapse's stream orderings grow for new events
+/// and fall below zero for backfilled ones, so a catch-up reads what is
+/// above `max` and below `min`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthMark {
+    pub min: i64,
+    pub max: i64,
+}
+
+impl AuthMark {
+    /// The mark covering both.
+    pub fn merge(self, other: AuthMark) -> AuthMark {
+        AuthMark {
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
+    }
+
+    /// `zz(min)`, `zz(max)` varints.
+    pub fn encode(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4);
+        put_u64(&mut out, zigzag(self.min));
+        put_u64(&mut out, zigzag(self.max));
+        out
+    }
+
+    /// Decodes [`AuthMark::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Result<AuthMark> {
+        let mut r = Reader::new(bytes, "auth mark");
+        let min = unzigzag(r.u64()?);
+        let max = unzigzag(r.u64()?);
+        r.finish()?;
+        Ok(AuthMark { min, max })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +110,16 @@ mod tests {
             assert_eq!(decode_auth_events(e, &v).unwrap(), auth);
         }
         assert_eq!(encode_auth_events(100, &[99, 98, 97]), vec![2, 4, 6]);
+    }
+
+    #[test]
+    fn marks_round_trip_and_merge() {
+        let m = AuthMark { min: -5, max: 1 << 40 };
+        assert_eq!(AuthMark::decode(&m.encode()).unwrap(), m);
+        assert!(AuthMark::decode(&[2]).is_err());
+        assert!(AuthMark::decode(&[2, 2, 2]).is_err());
+        let n = m.merge(AuthMark { min: 3, max: 1 << 41 });
+        assert_eq!(n, AuthMark { min: -5, max: 1 << 41 });
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub mod meta {
     pub const COUNTERS: &[u8] = b"counters";
     /// Present while an import runs: its description, UTF-8.
     pub const IMPORT: &[u8] = b"import";
+    /// The auth index's mark: how far the homeserver's table of auth
+    /// events was read (`format::auth::AuthMark`).
+    pub const AUTH_MARK: &[u8] = b"auth-mark";
     /// Prefix of the completed-import keys: this, then the source's
     /// 16-byte fingerprint (big-endian); value: the description, UTF-8.
     pub const IMPORT_DONE: &[u8] = b"import-done/";

@@ -93,6 +93,8 @@ pub enum Record {
         ts: u64,
     },
     DeletionSequence(u64),
+    /// `meta/auth-mark`.
+    AuthMark(super::auth::AuthMark),
     /// `auth`: an event of a room and its auth events.
     Auth {
         room: RoomNid,
@@ -171,6 +173,8 @@ fn decode(cf: Cf, key: &[u8], value: &[u8]) -> Result<Record> {
                 Ok(Record::Format(FormatVersion::from_bytes(value)?))
             } else if key == meta::COUNTERS {
                 Ok(Record::Counters(Counters::decode(value)?))
+            } else if key == meta::AUTH_MARK {
+                Ok(Record::AuthMark(super::auth::AuthMark::decode(value)?))
             } else if key == meta::IMPORT {
                 Ok(Record::ImportMarker(utf8("import marker", cf, key, value)?))
             } else if let Some(fp) = key.strip_prefix(meta::IMPORT_DONE) {

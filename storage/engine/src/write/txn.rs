@@ -331,6 +331,11 @@ impl<'a> Txn<'a> {
         self.batch.delete(Cf::EventGroups, keys::event_key(e).to_vec());
     }
 
+    /// Puts a `meta` record.
+    pub fn put_meta(&mut self, key: &[u8], value: Vec<u8>) {
+        self.batch.put(Cf::Meta, key.to_vec(), value);
+    }
+
     /// Records an event's auth events (encoded by `format::auth`).
     pub fn put_auth(&mut self, room: RoomNid, e: EventNid, value: Vec<u8>) {
         self.batch
