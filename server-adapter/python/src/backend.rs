@@ -250,12 +250,15 @@ impl Backend {
         }
     }
 
-    pub fn auth_chain(&self, room: &RoomId, events: &[EventId], include_given: bool) -> Result<BTreeSet<EventId>> {
+    /// The auth chain in no order (Synapse makes a set of it).
+    pub fn auth_chain(&self, room: &RoomId, events: &[EventId], include_given: bool) -> Result<Vec<EventId>> {
         match self {
-            Backend::Local(e) => e.auth_chain(room, events, include_given),
-            Backend::Remote(r) => {
-                r.rt.block_on(r.store.auth_chain(room.clone(), events.to_vec(), include_given))
-            }
+            Backend::Local(e) => e.auth_chain_unordered(room, events, include_given),
+            Backend::Remote(r) => Ok(r
+                .rt
+                .block_on(r.store.auth_chain(room.clone(), events.to_vec(), include_given))?
+                .into_iter()
+                .collect()),
         }
     }
 

@@ -28,27 +28,32 @@ impl AuthGraph {
     /// entering `stop` (which must be closed under auth edges: whatever
     /// it holds, it holds with its auth chain).
     pub fn closure(&self, starts: impl IntoIterator<Item = u32>, stop: Option<&RoaringBitmap>) -> RoaringBitmap {
-        let mut seen = RoaringBitmap::new();
+        // Local ids are dense: a flag per event marks the visited ones (a
+        // bitmap insert per visit cost a third of a walk); the bitmap is
+        // built once, from the sorted visits.
+        let mut seen = vec![false; self.event_count()];
+        let mut visited: Vec<u32> = Vec::new();
         let mut stack: Vec<u32> = Vec::new();
+        let mut visit = |e: u32, stack: &mut Vec<u32>| {
+            if stop.is_some_and(|b| b.contains(e)) {
+                return;
+            }
+            if let Some(flag @ false) = seen.get_mut(e as usize) {
+                *flag = true;
+                visited.push(e);
+                stack.push(e);
+            }
+        };
         for s in starts {
-            if stop.is_some_and(|b| b.contains(s)) {
-                continue;
-            }
-            if seen.insert(s) {
-                stack.push(s);
-            }
+            visit(s, &mut stack);
         }
         while let Some(e) = stack.pop() {
             for &a in self.auth(e) {
-                if stop.is_some_and(|b| b.contains(a)) {
-                    continue;
-                }
-                if seen.insert(a) {
-                    stack.push(a);
-                }
+                visit(a, &mut stack);
             }
         }
-        seen
+        visited.sort_unstable();
+        RoaringBitmap::from_sorted_iter(visited).unwrap_or_default()
     }
 
     /// The auth chain of `events`: reachable by one or more edges.

@@ -1,13 +1,14 @@
 //! Auth events (Synapse's `event_auth`) and the auth chain questions,
 //! answered from each room's graph (`crate::auth`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
 use mxstate_api::{AuthDifference, AuthEvents, ConflictedSubgraph, Error, EventId, Result, RoomId};
 
-use crate::access::intern;
+use crate::access::{intern, Caches};
 use crate::auth::{AuthGraph, Conflicted, SharedGraph};
 pub use crate::format::auth::AuthMark;
 use crate::format::auth::{decode_auth_events, encode_auth_events, parse_auth_key};
@@ -17,15 +18,30 @@ use crate::write::Txn;
 
 use super::Engine;
 
-/// Reads a room's auth records into a graph.
-fn load(kv: &dyn KvStore, room: RoomNid) -> Result<AuthGraph> {
+/// Reads a room's auth records into a graph, with every event's id.
+fn load(kv: &dyn KvStore, caches: &Caches, room: RoomNid) -> Result<AuthGraph> {
     let mut g = AuthGraph::default();
     kv.scan_prefix(Cf::Auth, &keys::room_prefix(room), &mut |k, v| {
         let (_, event) = parse_auth_key(k)?;
-        g.add(event, &decode_auth_events(event, v)?);
+        g.add(event, &decode_auth_events(v)?);
         Ok(true)
     })?;
+    let unnamed = g.unnamed();
+    for (n, name) in unnamed
+        .iter()
+        .zip(intern::resolve(kv, caches, StrKind::Event, &unnamed)?)
+    {
+        g.set_name(*n, &name);
+    }
     Ok(g)
+}
+
+/// What a committed add teaches a room's cached graph: the events with
+/// their auth events, and the ids of every event named.
+struct Learned {
+    room: RoomNid,
+    edges: Vec<(EventNid, Vec<EventNid>)>,
+    names: Vec<(EventNid, Arc<str>)>,
 }
 
 /// Event ids split into the graph's local ids and those it does not name.
@@ -46,7 +62,7 @@ impl Engine {
         if let Some(g) = self.auth_graphs.get(room)? {
             return Ok(g);
         }
-        self.auth_graphs.insert(room, load(&*self.kv, room)?)
+        self.auth_graphs.insert(room, load(&*self.kv, &self.caches, room)?)
     }
 
     /// Records each event's auth events, in order (an event's auth events
@@ -85,11 +101,14 @@ impl Engine {
         // Committed: the cached graphs (if any) learn the new events. A
         // graph loaded since the commit has them already (adding is
         // idempotent).
-        for (rn, added) in added {
-            if let Some(g) = self.auth_graphs.get(rn)? {
+        for learned in added {
+            if let Some(g) = self.auth_graphs.get(learned.room)? {
                 let mut g = g.write().map_err(|_| Error::internal("auth graph lock poisoned"))?;
-                for (e, a) in &added {
+                for (e, a) in &learned.edges {
                     g.add(*e, a);
+                }
+                for (e, name) in &learned.names {
+                    g.set_name(*e, name);
                 }
             }
         }
@@ -98,20 +117,15 @@ impl Engine {
 
     /// One room's part of an add: its records put in `txn`; returns what
     /// the room's cached graph is to learn once committed.
-    #[allow(clippy::type_complexity)]
-    fn add_room_auth(
-        &self,
-        txn: &mut Txn<'_>,
-        room: &RoomId,
-        events: &[(EventId, Vec<EventId>)],
-    ) -> Result<(RoomNid, Vec<(EventNid, Vec<EventNid>)>)> {
+    fn add_room_auth(&self, txn: &mut Txn<'_>, room: &RoomId, events: &[(EventId, Vec<EventId>)]) -> Result<Learned> {
         {
             let rn = txn.intern_room(room.as_str())?;
+            let mut names: Vec<(EventNid, Arc<str>)> = Vec::new();
             // The committed graph, read under the writer this transaction
             // holds (no commit can change it meanwhile).
             let committed = match self.auth_graphs.get(rn)? {
                 Some(g) => g,
-                None => self.auth_graphs.insert(rn, load(txn.kv(), rn)?)?,
+                None => self.auth_graphs.insert(rn, load(txn.kv(), txn.caches(), rn)?)?,
             };
             let committed = committed
                 .read()
@@ -120,12 +134,14 @@ impl Engine {
             let mut in_call: rustc_hash::FxHashMap<EventNid, usize> = Default::default();
             for (e, auth) in events {
                 let en = txn.intern(StrKind::Event, e.as_str())?;
-                let names: Vec<&str> = auth.iter().map(EventId::as_str).collect();
+                let auth_names: Vec<&str> = auth.iter().map(EventId::as_str).collect();
                 let an: Vec<EventNid> = txn
-                    .intern_many(StrKind::Event, &names)?
+                    .intern_many(StrKind::Event, &auth_names)?
                     .into_iter()
                     .map(|n| n.0)
                     .collect();
+                names.push((en, e.as_arc().clone()));
+                names.extend(an.iter().zip(auth).map(|(&n, a)| (n, a.as_arc().clone())));
                 let before = match in_call.get(&en) {
                     Some(&i) => added.get(i).map(|a| a.1.clone()),
                     None => committed.auth_of(en),
@@ -135,11 +151,15 @@ impl Engine {
                     Some(_) => return Err(Error::AuthEventsDiffer(e.to_string())),
                     None => {}
                 }
-                txn.put_auth(rn, en, encode_auth_events(en, &an));
+                txn.put_auth(rn, en, encode_auth_events(&an));
                 in_call.insert(en, added.len());
                 added.push((en, an));
             }
-            Ok((rn, added))
+            Ok(Learned {
+                room: rn,
+                edges: added,
+                names,
+            })
         }
     }
 
@@ -149,7 +169,7 @@ impl Engine {
             unknown: Vec::new(),
         };
         for e in events {
-            match self.lookup(StrKind::Event, e.as_str())?.and_then(|n| graph.get(n)) {
+            match graph.by_name(e.as_str()) {
                 Some(l) => out.local.push(l),
                 None => out.unknown.push(e),
             }
@@ -157,12 +177,16 @@ impl Engine {
         Ok(out)
     }
 
-    fn event_ids(&self, graph: &AuthGraph, locals: &RoaringBitmap) -> Result<BTreeSet<EventId>> {
-        let nids: Vec<u64> = locals.iter().map(|l| graph.nid(l)).collect();
-        Ok(intern::resolve(&*self.kv, &self.caches, StrKind::Event, &nids)?
-            .into_iter()
-            .map(EventId::from_validated)
-            .collect())
+    /// The ids of `locals`, in local id order.
+    fn event_ids(&self, graph: &AuthGraph, locals: &RoaringBitmap) -> Result<Vec<EventId>> {
+        let mut ids = Vec::with_capacity(locals.len() as usize);
+        for l in locals {
+            let name = graph
+                .name(l)
+                .ok_or_else(|| Error::internal(format!("auth graph: event nid {} has no id", graph.nid(l))))?;
+            ids.push(EventId::from_validated(name.clone()));
+        }
+        Ok(ids)
     }
 
     fn room_graph(&self, room: &RoomId) -> Result<Option<SharedGraph>> {
@@ -176,20 +200,42 @@ impl Engine {
     /// by one or more auth edges, and `events` themselves if
     /// `include_given`.
     pub fn auth_chain(&self, room: &RoomId, events: &[EventId], include_given: bool) -> Result<BTreeSet<EventId>> {
-        let mut out: BTreeSet<EventId> = if include_given {
-            events.iter().cloned().collect()
-        } else {
-            BTreeSet::new()
+        Ok(self
+            .auth_chain_unordered(room, events, include_given)?
+            .into_iter()
+            .collect())
+    }
+
+    /// [`Engine::auth_chain`] in no order, each event once: what a caller
+    /// that makes its own set (Synapse) needs, without sorting ids.
+    pub fn auth_chain_unordered(&self, room: &RoomId, events: &[EventId], include_given: bool) -> Result<Vec<EventId>> {
+        let given = |out: &mut Vec<EventId>, skip: &dyn Fn(&EventId) -> bool| {
+            let mut seen: rustc_hash::FxHashSet<&EventId> = Default::default();
+            for e in events {
+                if !skip(e) && seen.insert(e) {
+                    out.push(e.clone());
+                }
+            }
         };
         // The graph first: loading it may wait for the writer, which must
         // never happen while holding the readers' gate.
         let Some(graph) = self.room_graph(room)? else {
+            let mut out = Vec::new();
+            if include_given {
+                given(&mut out, &|_| false);
+            }
             return Ok(out);
         };
         let _shared = self.read_gate()?;
         let graph = graph.read().map_err(|_| Error::internal("auth graph lock poisoned"))?;
         let at = self.locate(&graph, events)?;
-        out.extend(self.event_ids(&graph, &graph.chain(&at.local))?);
+        let chain = graph.chain(&at.local);
+        let mut out = self.event_ids(&graph, &chain)?;
+        if include_given {
+            given(&mut out, &|e| {
+                graph.by_name(e.as_str()).is_some_and(|l| chain.contains(l))
+            });
+        }
         Ok(out)
     }
 
@@ -212,10 +258,16 @@ impl Engine {
         let mut unknown: Vec<BTreeSet<&EventId>> = Vec::with_capacity(state_sets.len());
         for s in state_sets {
             let at = self.locate(&graph, s)?;
-            sets.push(at.local.into_iter().collect::<RoaringBitmap>());
+            let mut local = at.local;
+            // One sorted build (inserting 70,000 ids one by one into a
+            // bitmap cost as much as the walk).
+            local.sort_unstable();
+            local.dedup();
+            sets.push(RoaringBitmap::from_sorted_iter(local).unwrap_or_default());
             unknown.push(at.unknown.into_iter().collect());
         }
-        let mut auth_difference = self.event_ids(&graph, &graph.difference(&sets))?;
+        let mut auth_difference: BTreeSet<EventId> =
+            self.event_ids(&graph, &graph.difference(&sets))?.into_iter().collect();
         // Events the graph does not name have no edges: each is in the
         // chains of exactly the sets holding it.
         if let Some((first, rest)) = unknown.split_first() {
@@ -233,7 +285,7 @@ impl Engine {
                     conflicted: cs.local,
                     additional: add.local,
                 });
-                let mut out = self.event_ids(&graph, &sub)?;
+                let mut out: BTreeSet<EventId> = self.event_ids(&graph, &sub)?.into_iter().collect();
                 out.extend(cs.unknown.into_iter().cloned());
                 Some(out)
             }
@@ -242,6 +294,36 @@ impl Engine {
             auth_difference,
             conflicted_subgraph,
         })
+    }
+
+    /// The rooms in whose auth index each of `events` was added (a scan of
+    /// the whole `auth` family: for admin tools, which are given event ids
+    /// without their room). Events never added are left out.
+    pub fn auth_rooms_of(&self, events: &[EventId]) -> Result<BTreeMap<EventId, BTreeSet<RoomId>>> {
+        let mut wanted: rustc_hash::FxHashMap<EventNid, &EventId> = Default::default();
+        for e in events {
+            if let Some(n) = self.lookup(StrKind::Event, e.as_str())? {
+                wanted.insert(n, e);
+            }
+        }
+        let mut found: Vec<(RoomNid, EventNid)> = Vec::new();
+        if !wanted.is_empty() {
+            self.kv.scan_prefix(Cf::Auth, &[], &mut |k, _| {
+                let (room, event) = parse_auth_key(k)?;
+                if wanted.contains_key(&event) {
+                    found.push((room, event));
+                }
+                Ok(true)
+            })?;
+        }
+        let mut out: BTreeMap<EventId, BTreeSet<RoomId>> = BTreeMap::new();
+        for (room, event) in found {
+            let name = intern::resolve_one(&*self.kv, &self.caches, StrKind::Room, u64::from(room))?;
+            if let Some(e) = wanted.get(&event) {
+                out.entry((*e).clone()).or_default().insert(RoomId::parse(&*name)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Forgets the cached graph of a room whose auth records were deleted.

@@ -306,7 +306,7 @@ fn decode(cf: Cf, key: &[u8], value: &[u8]) -> Result<Record> {
             Ok(Record::Auth {
                 room,
                 event,
-                auth: super::auth::decode_auth_events(event, value)?,
+                auth: super::auth::decode_auth_events(value)?,
             })
         }
     }
