@@ -279,7 +279,7 @@ impl StateStore for MemoryStore {
             let edges = m.auth.entry(room).or_default();
             for (e, auth) in events {
                 match edges.get(&e) {
-                    Some(old) if *old == auth => {}
+                    Some(old) if old.iter().collect::<BTreeSet<_>>() == auth.iter().collect() => {}
                     Some(_) => return Err(Error::AuthEventsDiffer(e.to_string())),
                     None => {
                         edges.insert(e, auth);

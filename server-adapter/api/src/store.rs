@@ -93,7 +93,7 @@ pub trait StateStore: Send + Sync {
     /// Records each event's auth events (Synapse's `event_auth` rows),
     /// atomically. An event's auth events may be named before they are
     /// added themselves. Adding an event again with the same auth events
-    /// changes nothing; with others it fails with
+    /// (in any order) changes nothing; with others it fails with
     /// [`Error::AuthEventsDiffer`] and nothing is written. `purge_room`
     /// deletes a room's.
     async fn add_auth_events(&self, room: RoomId, events: AuthEvents) -> Result<()>;

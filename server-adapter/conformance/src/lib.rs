@@ -536,9 +536,13 @@ pub mod checks {
         // Another room does not see these edges.
         let other = s.auth_chain(room(2), vec![ev(7)], false).await.unwrap();
         assert!(other.is_empty());
-        // Adding again the same is nothing; other auth events are refused,
-        // and the whole call with them.
+        // Adding again the same is nothing (in any order); other auth
+        // events are refused, and the whole call with them.
         auth_room(s, 1).await;
+        s.add_auth_events(room(1), vec![(ev(7), vec![ev(6), ev(1), ev(4)])])
+            .await
+            .unwrap();
+        assert_eq!(chain(&[7], false).await.unwrap(), evs(&[1, 2, 3, 4, 6]));
         let e = s
             .add_auth_events(room(1), vec![(ev(9), vec![ev(1)]), (ev(2), vec![ev(1), ev(3)])])
             .await

@@ -418,7 +418,10 @@ impl Store {
 
     /// Records auth events: `rooms` is a list of `(room_id, [(event_id,
     /// [auth_event_id, ...]), ...])`; with `mark = (min, max)`, the
-    /// stored mark is widened to cover it, in the same transaction.
+    /// stored mark is widened to cover it, in the same transaction. The
+    /// auth methods take any string as an id: Matrix ids are kept as they
+    /// are, others (Synapse's tests use `a`, `@ROOM:local`) under a
+    /// reserved form, and answers give them back as they came.
     #[pyo3(signature = (rooms, mark = None))]
     fn add_auth_events(
         &self,
@@ -429,8 +432,18 @@ impl Store {
         let rooms = rooms
             .into_iter()
             .map(|(room, events)| {
-                let events = mxstate_remote::wire::auth_events_in(events).map_err(crate::errors::to_py)?;
-                Ok((convert::room(&room)?, events))
+                let events = events
+                    .iter()
+                    .map(|(e, auth)| {
+                        Ok((
+                            convert::auth_event(e)?,
+                            auth.iter()
+                                .map(|a| convert::auth_event(a))
+                                .collect::<PyResult<Vec<_>>>()?,
+                        ))
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok((convert::auth_room(&room)?, events))
             })
             .collect::<PyResult<Vec<_>>>()?;
         let mark = mark.map(|(min, max)| mxstate_engine::AuthMark { min, max });
@@ -455,16 +468,16 @@ impl Store {
         event_ids: Vec<String>,
         include_given: bool,
     ) -> PyResult<Vec<String>> {
-        let room = convert::room(room_id)?;
+        let room = convert::auth_room(room_id)?;
         let events = event_ids
             .iter()
-            .map(|e| convert::event(e))
+            .map(|e| convert::auth_event(e))
             .collect::<PyResult<Vec<_>>>()?;
         let engine = self.backend()?;
         let chain = run(py, "auth_chain", &engine, |e| {
             e.auth_chain(&room, &events, include_given)
         })?;
-        Ok(chain.into_iter().map(|e| e.as_str().to_owned()).collect())
+        Ok(chain.iter().map(convert::event_name).collect())
     }
 
     /// Synapse's `get_auth_chain_difference_extended`: `(difference,
@@ -478,9 +491,9 @@ impl Store {
         conflicted: Option<Vec<String>>,
         additional: Option<Vec<String>>,
     ) -> PyResult<(Vec<String>, Option<Vec<String>>)> {
-        let room = convert::room(room_id)?;
+        let room = convert::auth_room(room_id)?;
         let set = |v: &[String]| -> PyResult<std::collections::BTreeSet<mxstate_api::EventId>> {
-            v.iter().map(|e| convert::event(e)).collect()
+            v.iter().map(|e| convert::auth_event(e)).collect()
         };
         let sets = state_sets.iter().map(|s| set(s)).collect::<PyResult<Vec<_>>>()?;
         let conflicted = match conflicted {
@@ -494,9 +507,7 @@ impl Store {
         let d = run(py, "auth_chain_difference", &engine, |e| {
             e.auth_chain_difference(&room, &sets, conflicted.as_ref())
         })?;
-        let out = |s: std::collections::BTreeSet<mxstate_api::EventId>| {
-            s.into_iter().map(|e| e.as_str().to_owned()).collect()
-        };
+        let out = |s: std::collections::BTreeSet<mxstate_api::EventId>| s.iter().map(convert::event_name).collect();
         Ok((out(d.auth_difference), d.conflicted_subgraph.map(out)))
     }
 
@@ -666,7 +677,8 @@ impl Store {
     }
 
     /// Figures about the database, as a dict (`rooms`, `groups`,
-    /// `snapshots`, `bytes_on_disk`, and in process `longest_chain`).
+    /// `snapshots`, `bytes_on_disk`, and in process `longest_chain` and
+    /// `column_families`, name to bytes).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let engine = self.backend()?;
         if let Backend::Remote(r) = &*engine {
@@ -684,6 +696,11 @@ impl Store {
         d.set_item("snapshots", s.snapshots)?;
         d.set_item("longest_chain", s.longest_chain)?;
         d.set_item("bytes_on_disk", s.bytes_on_disk)?;
+        let families = PyDict::new(py);
+        for c in &s.column_families {
+            families.set_item(c.name, c.bytes)?;
+        }
+        d.set_item("column_families", families)?;
         Ok(d)
     }
 

@@ -20,14 +20,30 @@ pub enum Command {
     Stats(StatsArgs),
     /// Print the state of groups or events.
     State(StateArgs),
-    /// Import Synapse's state tables from a pg_dump or a live database.
+    /// Import Synapse's state tables (and event_auth) from a pg_dump or a live database.
     Import(ImportArgs),
     /// Serve a database to many processes (one owner, many clients).
     Serve(ServeArgs),
     /// Check every record and index of a database for damage (exit 1 on damage).
     Check(CheckArgs),
-    /// Compare a database with its Synapse source, group by group.
+    /// Compare a database with its Synapse source: every group's state, and a
+    /// sample of auth chains and auth chain differences.
     Verify(VerifyArgs),
+    /// Print the auth chain of events (Synapse's get_auth_chain_ids).
+    ///
+    /// The events reachable from the given ones by one or more auth edges,
+    /// sorted. The room is the one whose auth index holds the given events
+    /// (found by a scan of the index). Given events it does not hold (never
+    /// added: e.g. a room's create event, which has no auth events) add
+    /// nothing and are named on stderr; at least one must be held, and all
+    /// those held must be in one room (else exit 1).
+    AuthChain(AuthChainArgs),
+    /// Print the auth chain difference of state sets.
+    ///
+    /// The events in the full auth chain (the set's own events included) of
+    /// some of the sets but not all, sorted. The room is found as for
+    /// auth-chain; an event the index does not hold is its own full chain.
+    AuthDifference(AuthDifferenceArgs),
     /// Write the database as Synapse's state tables (SQL with COPY blocks).
     Export(ExportArgs),
     /// Write a synthetic Synapse-shaped dump.
@@ -80,12 +96,47 @@ pub struct VerifyArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Check about N groups spread over the source instead of all.
+    /// Check about N groups spread over the source instead of all (the
+    /// auth chains compared are a sample of their own: at most about 2000
+    /// events, and the differences of about 200 rooms).
     #[arg(long)]
     pub sample: Option<u64>,
+    /// Print the report as JSON (how many groups, auth chains and auth
+    /// chain differences were compared, and the first mismatches).
+    #[arg(long)]
+    pub json: bool,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuthChainArgs {
+    /// Database directory, or a PostgreSQL database (`postgresql://...`).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// An event id (repeatable).
+    #[arg(long = "event", required = true)]
+    pub events: Vec<String>,
+    /// Include the given events themselves (as Synapse's include_given).
+    #[arg(long)]
+    pub include_given: bool,
+    /// Print `{"auth_chain": [...]}` instead of one event id per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuthDifferenceArgs {
+    /// Database directory, or a PostgreSQL database (`postgresql://...`).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// A state set: event ids separated by commas (give two or more sets).
+    #[arg(long = "set", required = true)]
+    pub sets: Vec<String>,
+    /// Print `{"auth_difference": [...]}` instead of one event id per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

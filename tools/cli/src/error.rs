@@ -23,6 +23,8 @@ pub enum CliError {
     },
     #[error("{0} groups differ from the source")]
     Mismatches(u64),
+    #[error("{groups} groups and {auth} auth chain answers differ from the source")]
+    AuthMismatches { groups: u64, auth: u64 },
     #[error("the database is damaged: {0} problems found")]
     Damaged(u64),
     #[error("{0}")]

@@ -100,8 +100,9 @@ pub(crate) struct Input {
 }
 
 impl Input {
-    /// Opens `path` (`-` for stdin). `name` is used in errors.
-    pub(crate) fn open(path: &Path, name: &Arc<str>) -> Result<Input, DumpError> {
+    /// Opens `path` (`-` for stdin). `name` is used in errors; `tables`
+    /// are those `pg_restore` is to give, for an archive.
+    pub(crate) fn open(path: &Path, name: &Arc<str>, tables: &[Table]) -> Result<Input, DumpError> {
         let io_err = |source| DumpError::Io {
             at: Location::file(Arc::clone(name)),
             source,
@@ -112,7 +113,7 @@ impl Input {
             (Box::new(io::stdin()), None)
         } else if path.is_dir() {
             if path.join("toc.dat").is_file() {
-                return spawn_restore(name, RestoreSource::Path(path), None);
+                return spawn_restore(name, RestoreSource::Path(path), None, tables);
             }
             return Err(DumpError::NotADump {
                 at: Location::file(Arc::clone(name)),
@@ -139,11 +140,11 @@ impl Input {
             Kind::Bzip2 => return Err(not_supported("bzip2")),
             Kind::Xz => return Err(not_supported("xz")),
             Kind::Archive if is_stdin || total.is_none() => {
-                return spawn_restore(name, RestoreSource::Pipe(Box::new(buffered)), Some(count));
+                return spawn_restore(name, RestoreSource::Pipe(Box::new(buffered)), Some(count), tables);
             }
             Kind::Archive => {
                 drop(buffered);
-                let mut input = spawn_restore(name, RestoreSource::Path(path), None)?;
+                let mut input = spawn_restore(name, RestoreSource::Path(path), None, tables)?;
                 input.total = total;
                 return Ok(input);
             }
@@ -151,7 +152,7 @@ impl Input {
         };
         if sniff(text.fill_buf().map_err(io_err)?) == Kind::Archive {
             // A compressed custom-format archive: decompress into pg_restore.
-            let mut input = spawn_restore(name, RestoreSource::Pipe(text), Some(count))?;
+            let mut input = spawn_restore(name, RestoreSource::Pipe(text), Some(count), tables)?;
             input.total = total;
             return Ok(input);
         }
@@ -290,18 +291,19 @@ enum RestoreSource<'a> {
     Pipe(Box<dyn BufRead + Send>),
 }
 
-/// Runs `pg_restore --data-only --file=- --table=<each state table>` and
+/// Runs `pg_restore --data-only --file=- --table=<each of tables>` and
 /// returns its stdout as the input.
 fn spawn_restore(
     name: &Arc<str>,
     source: RestoreSource<'_>,
     count: Option<Arc<AtomicU64>>,
+    tables: &[Table],
 ) -> Result<Input, DumpError> {
     let at = || Location::file(Arc::clone(name));
     let program = find_program("pg_restore").map_err(|searched| DumpError::PgRestoreNotFound { at: at(), searched })?;
     let mut command = Command::new(&program);
     command.args(["--data-only", "--file=-"]);
-    for table in Table::ALL {
+    for table in tables {
         command.arg(format!("--table={}", table.name()));
     }
     let pipe = match source {

@@ -2,10 +2,11 @@
 //! PostgreSQL database instead of a dump.
 //!
 //! One `REPEATABLE READ READ ONLY` transaction runs
-//! `COPY (SELECT ...) TO STDOUT` for each state table that exists, in dump
-//! order. A worker thread owns the connection and passes the COPY text on in
-//! batches of whole lines through a small bounded channel (so memory stays
-//! bounded); the iterator decodes them with [`crate::copy::FieldDecoder`].
+//! `COPY (SELECT ...) TO STDOUT` for each table read that exists (the state
+//! tables, and `event_auth` when asked for), in dump order. A worker thread
+//! owns the connection and passes the COPY text on in batches of whole lines
+//! through a small bounded channel (so memory stays bounded); the iterator
+//! decodes them with [`crate::copy::FieldDecoder`].
 
 use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use postgres::{Client, IsolationLevel, NoTls};
 
 use crate::copy::FieldDecoder;
 use crate::error::{DumpError, Location};
-use crate::record::Record;
+use crate::record::{Include, Record, SourceRow};
 use crate::row::RowLayout;
 use crate::table::Table;
 
@@ -65,7 +66,12 @@ impl LiveSource {
     /// The sum of `pg_total_relation_size` (table, indexes, TOAST) of those
     /// of the four state tables that exist.
     pub fn relation_sizes(&mut self) -> Result<u64, DumpError> {
-        let names: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+        self.table_sizes(&Table::ALL)
+    }
+
+    /// The sum of `pg_total_relation_size` of those of `tables` that exist.
+    pub fn table_sizes(&mut self, tables: &[Table]) -> Result<u64, DumpError> {
+        let names: Vec<&str> = tables.iter().map(|t| t.name()).collect();
         let row = self
             .client
             .query_one(
@@ -83,13 +89,20 @@ impl LiveSource {
     /// Starts streaming all rows of the state tables, table by table in
     /// [`Table::ALL`] order, from one consistent snapshot.
     pub fn records(self) -> LiveRecords {
+        self.rows(Include::State)
+    }
+
+    /// Starts streaming all rows of the tables `include` names (those that
+    /// exist), table by table in pg_dump's order, from one consistent
+    /// snapshot. [`LiveRecords::next_row`] gives `event_auth` rows too.
+    pub fn rows(self, include: Include) -> LiveRecords {
         let (sender, receiver) = sync_channel(BATCHES_IN_FLIGHT);
         let bytes = Arc::new(AtomicU64::new(0));
         let worker = {
             let name = Arc::clone(&self.name);
             let bytes = Arc::clone(&bytes);
             std::thread::spawn(move || {
-                if let Err(err) = stream(self.client, &name, &sender, &bytes) {
+                if let Err(err) = stream(self.client, &name, include.tables(), &sender, &bytes) {
                     // The receiver may be gone; then nobody needs the error.
                     let _ = sender.send(Batch::Failed(err));
                 }
@@ -118,15 +131,21 @@ enum Batch {
     Failed(DumpError),
 }
 
-/// The worker: one transaction, one COPY per existing table.
-fn stream(mut client: Client, name: &Arc<str>, sender: &SyncSender<Batch>, bytes: &AtomicU64) -> Result<(), DumpError> {
+/// The worker: one transaction, one COPY per existing table of `tables`.
+fn stream(
+    mut client: Client,
+    name: &Arc<str>,
+    tables: &[Table],
+    sender: &SyncSender<Batch>,
+    bytes: &AtomicU64,
+) -> Result<(), DumpError> {
     let mut txn = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .map_err(pg_error(name, 0, "starting a read-only transaction"))?;
-    for table in Table::ALL {
+    for &table in tables {
         let exists: bool = txn
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.name()])
             .and_then(|row| row.try_get(0))
@@ -216,7 +235,20 @@ impl LiveRecords {
         self.layout.map(|l| l.table)
     }
 
-    fn step(&mut self) -> Result<Option<Record>, DumpError> {
+    /// The next row of a table read, or `None` at the end; stops after the
+    /// first error, as the iterator does.
+    pub fn next_row(&mut self) -> Option<Result<SourceRow, DumpError>> {
+        if self.done {
+            return None;
+        }
+        let item = self.step().transpose();
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
+    }
+
+    fn step(&mut self) -> Result<Option<SourceRow>, DumpError> {
         loop {
             if let (Some(layout), Some(rest)) = (self.layout, self.batch.get(self.pos..)) {
                 if !rest.is_empty() {
@@ -226,7 +258,7 @@ impl LiveRecords {
                     self.row += 1;
                     let at = || Location::new(&self.name, self.row);
                     self.fields.decode(line).map_err(|e| e.locate(at(), layout.table))?;
-                    return layout.record(&self.fields, at).map(Some);
+                    return layout.row(&self.fields, at).map(Some);
                 }
             }
             match self.receiver.recv() {
@@ -248,15 +280,16 @@ impl LiveRecords {
 impl Iterator for LiveRecords {
     type Item = Result<Record, DumpError>;
 
+    /// The next state-table record (`event_auth` rows, if read, are
+    /// passed over: [`LiveRecords::next_row`] gives them).
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
+        loop {
+            match self.next_row()? {
+                Ok(SourceRow::State(record)) => return Some(Ok(record)),
+                Ok(SourceRow::Auth(_)) => {}
+                Err(err) => return Some(Err(err)),
+            }
         }
-        let item = self.step().transpose();
-        if !matches!(item, Some(Ok(_))) {
-            self.done = true;
-        }
-        item
     }
 }
 

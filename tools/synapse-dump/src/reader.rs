@@ -1,8 +1,9 @@
 //! [`DumpReader`]: streams the state-table rows out of a Synapse `pg_dump`.
 //!
 //! The dump is read line by line into one reused buffer. Only the COPY
-//! blocks of the four state tables are decoded; every other line (DDL,
-//! `\restrict`, data of other tables) is skipped after a prefix check.
+//! blocks of the four state tables (and `event_auth`, when asked for) are
+//! decoded; every other line (DDL, `\restrict`, data of other tables) is
+//! skipped after a prefix check.
 
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -13,7 +14,7 @@ use crate::error::{DumpError, Location};
 use crate::header::CopyHeader;
 use crate::input::Input;
 use crate::lines::{read_line, LineEnd};
-use crate::record::Record;
+use crate::record::{Include, Record, SourceRow};
 use crate::row::RowLayout;
 use crate::table::Table;
 
@@ -38,6 +39,10 @@ enum Block {
 /// Accepts plain SQL dumps (optionally gzip or zstd compressed, detected by
 /// magic bytes) and custom, tar and directory-format dumps (through
 /// `pg_restore`). Iteration stops after the first error.
+///
+/// As an iterator it gives the state tables' [`Record`]s. A reader opened
+/// with [`Include::StateAndAuth`] also reads `event_auth`: use
+/// [`DumpReader::next_row`] to get those rows too.
 pub struct DumpReader {
     name: Arc<str>,
     input: Input,
@@ -47,6 +52,7 @@ pub struct DumpReader {
     block: Block,
     verified: bool,
     tables_seen: u8,
+    include: Include,
     done: bool,
 }
 
@@ -61,15 +67,22 @@ impl std::fmt::Debug for DumpReader {
 }
 
 impl DumpReader {
-    /// Opens a dump file, or stdin when `path` is `-`.
+    /// Opens a dump file, or stdin when `path` is `-`, to read the state
+    /// tables.
     pub fn open(path: &Path) -> Result<DumpReader, DumpError> {
+        Self::open_including(path, Include::State)
+    }
+
+    /// Opens a dump file, or stdin when `path` is `-`, to read the tables
+    /// `include` names.
+    pub fn open_including(path: &Path, include: Include) -> Result<DumpReader, DumpError> {
         let name: Arc<str> = if path.as_os_str() == "-" {
             "<stdin>".into()
         } else {
             path.display().to_string().into()
         };
-        let input = Input::open(path, &name)?;
-        Ok(Self::with_input(name, input))
+        let input = Input::open(path, &name, include.tables())?;
+        Ok(Self::with_input(name, input, include))
     }
 
     /// Reads a plain SQL dump from a byte stream that is already open,
@@ -78,18 +91,32 @@ impl DumpReader {
     /// tar-format archives are refused ([`DumpError::NotADump`]): they need
     /// `pg_restore`, which [`DumpReader::open`] runs on a file or stdin.
     pub fn from_reader(name: &str, reader: impl Read + Send + 'static) -> Result<DumpReader, DumpError> {
+        Self::from_reader_including(name, reader, Include::State)
+    }
+
+    /// [`DumpReader::from_reader`], reading the tables `include` names.
+    pub fn from_reader_including(
+        name: &str,
+        reader: impl Read + Send + 'static,
+        include: Include,
+    ) -> Result<DumpReader, DumpError> {
         let name: Arc<str> = name.into();
         let input = Input::from_reader(Box::new(reader), &name)?;
-        Ok(Self::with_input(name, input))
+        Ok(Self::with_input(name, input, include))
     }
 
     /// Reads an uncompressed SQL dump that is already open (no compression
     /// or archive detection), e.g. a generated one; `name` is used in errors.
     pub fn from_bufread(name: &str, reader: impl BufRead + Send + 'static) -> DumpReader {
-        Self::with_input(name.into(), Input::from_bufread(Box::new(reader)))
+        Self::from_bufread_including(name, reader, Include::State)
     }
 
-    fn with_input(name: Arc<str>, input: Input) -> Self {
+    /// [`DumpReader::from_bufread`], reading the tables `include` names.
+    pub fn from_bufread_including(name: &str, reader: impl BufRead + Send + 'static, include: Include) -> DumpReader {
+        Self::with_input(name.into(), Input::from_bufread(Box::new(reader)), include)
+    }
+
+    fn with_input(name: Arc<str>, input: Input, include: Include) -> Self {
         DumpReader {
             name,
             input,
@@ -99,6 +126,7 @@ impl DumpReader {
             block: Block::Sql,
             verified: false,
             tables_seen: 0,
+            include,
             done: false,
         }
     }
@@ -125,9 +153,10 @@ impl DumpReader {
         self.line_no
     }
 
-    /// The state tables whose COPY blocks were seen so far.
+    /// The tables read whose COPY blocks were seen so far (`event_auth`
+    /// only when it is read).
     pub fn tables_seen(&self) -> Vec<Table> {
-        Table::ALL
+        Table::WITH_AUTH
             .into_iter()
             .filter(|t| self.tables_seen & t.bit() != 0)
             .collect()
@@ -137,8 +166,27 @@ impl DumpReader {
         Location::new(&self.name, line)
     }
 
-    /// Reads lines until the next record, the end, or an error.
-    fn step(&mut self) -> Result<Option<Record>, DumpError> {
+    /// The next row of a table read ([`Include`]), or `None` at the end.
+    /// Stops after the first error, as the iterator does.
+    pub fn next_row(&mut self) -> Option<Result<SourceRow, DumpError>> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(row)) => Some(Ok(row)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(err) => {
+                self.done = true;
+                Some(Err(err))
+            }
+        }
+    }
+
+    /// Reads lines until the next row, the end, or an error.
+    fn step(&mut self) -> Result<Option<SourceRow>, DumpError> {
         loop {
             let cap = if self.verified { usize::MAX } else { SNIFF_LINE_CAP };
             let end = read_line(&mut *self.input.reader, &mut self.line, cap).map_err(|source| DumpError::Io {
@@ -181,7 +229,7 @@ impl DumpReader {
     }
 
     /// Decodes the current line as a row of `layout`'s table.
-    fn row(&mut self, layout: RowLayout, start: u64) -> Result<Record, DumpError> {
+    fn row(&mut self, layout: RowLayout, start: u64) -> Result<SourceRow, DumpError> {
         let line_no = self.line_no;
         let name = &self.name;
         self.fields
@@ -195,7 +243,7 @@ impl DumpReader {
                 copy_line: start,
             });
         }
-        layout.record(&self.fields, || Location::new(name, line_no))
+        layout.row(&self.fields, || Location::new(name, line_no))
     }
 
     /// Checks, in the first lines, that the input looks like a SQL dump.
@@ -236,7 +284,8 @@ impl DumpReader {
         let table = header
             .in_public_schema()
             .then(|| Table::from_name(&header.table))
-            .flatten();
+            .flatten()
+            .filter(|&t| self.include.reads(t));
         self.block = match table {
             None => Block::Skip {
                 table: header.table,
@@ -271,7 +320,7 @@ impl DumpReader {
     }
 
     /// The input ended (after `line_no` lines).
-    fn at_eof(&mut self) -> Result<Option<Record>, DumpError> {
+    fn at_eof(&mut self) -> Result<Option<SourceRow>, DumpError> {
         self.input.finish(self.at(self.line_no))?;
         let eof_line = self.line_no + 1;
         match &self.block {
@@ -294,7 +343,7 @@ impl DumpReader {
                 reason: reason.into(),
             });
         }
-        if self.tables_seen == 0 {
+        if Table::ALL.iter().all(|t| self.tables_seen & t.bit() == 0) {
             return Err(DumpError::NoStateTables {
                 at: self.at(self.line_no),
             });
@@ -306,19 +355,14 @@ impl DumpReader {
 impl Iterator for DumpReader {
     type Item = Result<Record, DumpError>;
 
+    /// The next state-table record (`event_auth` rows, if read, are
+    /// passed over: [`DumpReader::next_row`] gives them).
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step() {
-            Ok(Some(record)) => Some(Ok(record)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(err) => {
-                self.done = true;
-                Some(Err(err))
+        loop {
+            match self.next_row()? {
+                Ok(SourceRow::State(record)) => return Some(Ok(record)),
+                Ok(SourceRow::Auth(_)) => {}
+                Err(err) => return Some(Err(err)),
             }
         }
     }

@@ -1,4 +1,5 @@
-//! [`Record`]: one row of one of the four state tables.
+//! [`Record`]: one row of one of the four state tables; [`AuthEdge`]: one
+//! `event_auth` row; [`SourceRow`]: either.
 
 use crate::table::Table;
 
@@ -52,5 +53,62 @@ impl Record {
             Record::StateRow { .. } => Table::StateGroupsState,
             Record::EventToStateGroup { .. } => Table::EventToStateGroups,
         }
+    }
+}
+
+/// An `event_auth` row: `auth_id` is one of the auth events of `event_id`.
+/// Read only when asked for ([`crate::Include::StateAndAuth`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AuthEdge {
+    /// `event_auth.event_id`.
+    pub event_id: String,
+    /// `event_auth.auth_id`.
+    pub auth_id: String,
+    /// `event_auth.room_id`.
+    pub room_id: String,
+}
+
+/// One row of any table a reader reads: a state table's [`Record`], or an
+/// `event_auth` row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceRow {
+    /// A row of one of the four state tables.
+    State(Record),
+    /// An `event_auth` row.
+    Auth(AuthEdge),
+}
+
+impl SourceRow {
+    /// The table this row belongs to.
+    pub fn table(&self) -> Table {
+        match self {
+            SourceRow::State(r) => r.table(),
+            SourceRow::Auth(_) => Table::EventAuth,
+        }
+    }
+}
+
+/// Which tables a reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Include {
+    /// The four state tables ([`Table::ALL`]); `event_auth` is skipped.
+    #[default]
+    State,
+    /// The four state tables and `event_auth` ([`Table::WITH_AUTH`]).
+    StateAndAuth,
+}
+
+impl Include {
+    /// The tables read, in pg_dump's data order.
+    pub fn tables(self) -> &'static [Table] {
+        match self {
+            Include::State => &Table::ALL,
+            Include::StateAndAuth => &Table::WITH_AUTH,
+        }
+    }
+
+    /// Whether `table` is read.
+    pub fn reads(self, table: Table) -> bool {
+        table.is_state() || self == Include::StateAndAuth
     }
 }

@@ -1,9 +1,9 @@
-//! Turning decoded COPY fields into [`Record`]s, given where each needed
-//! column sits in the COPY column list.
+//! Turning decoded COPY fields into [`SourceRow`]s, given where each
+//! needed column sits in the COPY column list.
 
 use crate::copy::FieldDecoder;
 use crate::error::{DumpError, Location};
-use crate::record::Record;
+use crate::record::{AuthEdge, Record, SourceRow};
 use crate::table::Table;
 
 /// The position of each needed column of a table within a COPY column list.
@@ -41,9 +41,9 @@ impl RowLayout {
         }
     }
 
-    /// Builds the record of one decoded row. `at` gives the row's location
+    /// Builds the row of one decoded line. `at` gives the row's location
     /// and is only called on error.
-    pub(crate) fn record(&self, fields: &FieldDecoder, at: impl Fn() -> Location) -> Result<Record, DumpError> {
+    pub(crate) fn row(&self, fields: &FieldDecoder, at: impl Fn() -> Location) -> Result<SourceRow, DumpError> {
         if fields.len() != self.width {
             return Err(DumpError::ColumnCount {
                 at: at(),
@@ -72,7 +72,14 @@ impl RowLayout {
                 value: value.to_owned(),
             })
         };
-        Ok(match self.table {
+        Ok(SourceRow::State(match self.table {
+            Table::EventAuth => {
+                return Ok(SourceRow::Auth(AuthEdge {
+                    event_id: text(0)?.to_owned(),
+                    auth_id: text(1)?.to_owned(),
+                    room_id: text(2)?.to_owned(),
+                }))
+            }
             Table::EventToStateGroups => Record::EventToStateGroup {
                 event_id: text(0)?.to_owned(),
                 state_group: number(1)?,
@@ -93,7 +100,7 @@ impl RowLayout {
                 state_key: text(3)?.to_owned(),
                 event_id: text(4)?.to_owned(),
             },
-        })
+        }))
     }
 }
 
@@ -107,14 +114,25 @@ mod tests {
             RowLayout::from_columns(Table::StateGroups, &["event_id", "extra", "room_id", "id"]).expect("all present");
         let mut fields = FieldDecoder::new();
         fields.decode(b"$e\tzzz\t!r\t42").expect("decodes");
-        let record = layout.record(&fields, Location::default).expect("parses");
+        let record = layout.row(&fields, Location::default).expect("parses");
         assert_eq!(
             record,
-            Record::StateGroup {
+            SourceRow::State(Record::StateGroup {
                 id: 42,
                 room_id: "!r".into(),
                 event_id: "$e".into()
-            }
+            })
+        );
+        let layout =
+            RowLayout::from_columns(Table::EventAuth, &["room_id", "event_id", "auth_id"]).expect("all present");
+        fields.decode(b"!r\t$e\t$a").expect("decodes");
+        assert_eq!(
+            layout.row(&fields, Location::default).expect("parses"),
+            SourceRow::Auth(AuthEdge {
+                event_id: "$e".into(),
+                auth_id: "$a".into(),
+                room_id: "!r".into()
+            })
         );
         assert_eq!(
             RowLayout::from_columns(Table::StateGroups, &["id", "room_id"]).err(),

@@ -7,9 +7,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{counts, fixture, fixture_counts, fixture_sql, read_all, sorted};
+use common::{counts, fixture, fixture_counts, fixture_sql, read_all, read_auth, sorted, FIXTURE_AUTH_ROWS};
 use mxstate_synapse_dump::writer::{CopyWriter, Schema};
-use mxstate_synapse_dump::{DumpError, DumpReader, LiveSource, PgCluster, Record, Table, STATE_SCHEMA_SQL};
+use mxstate_synapse_dump::{
+    DumpError, DumpReader, Include, LiveSource, PgCluster, Record, SourceRow, Table, STATE_SCHEMA_SQL,
+};
 
 fn run(mut command: Command) {
     let output = command.output().expect("command starts");
@@ -67,6 +69,15 @@ fn custom_format_and_live_database_match_the_plain_dump() {
     run(pg_dump);
     assert_eq!(sorted(read_all(&tar).expect("tar reads")), expected);
 
+    // event_auth, when asked for: through pg_restore as in the plain dump.
+    let (auth, _) = read_auth(&fixture()).expect("plain reads");
+    assert_eq!(auth.len(), FIXTURE_AUTH_ROWS);
+    for archive in [&custom, &compressed, &directory, &tar] {
+        let (got, state) = read_auth(archive).expect("archive reads");
+        assert_eq!(got, auth, "{}", archive.display());
+        assert_eq!(state, expected.len());
+    }
+
     // The live database.
     let mut source = LiveSource::connect(&cluster.url_for("synapse")).expect("connects");
     assert!(source.relation_sizes().expect("sizes") > 0);
@@ -74,6 +85,21 @@ fn custom_format_and_live_database_match_the_plain_dump() {
     let records: Vec<Record> = live.by_ref().collect::<Result<_, _>>().expect("live reads");
     assert!(live.bytes_read() > 0);
     assert_eq!(sorted(records), expected);
+
+    // And with event_auth.
+    let mut source = LiveSource::connect(&cluster.url_for("synapse")).expect("connects");
+    assert!(source.table_sizes(&[Table::EventAuth]).expect("sizes") > 0);
+    let mut live = source.rows(Include::StateAndAuth);
+    let (mut got, mut state) = (Vec::new(), Vec::new());
+    while let Some(row) = live.next_row() {
+        match row.expect("live reads") {
+            SourceRow::Auth(a) => got.push(a),
+            SourceRow::State(r) => state.push(r),
+        }
+    }
+    got.sort();
+    assert_eq!(got, auth);
+    assert_eq!(sorted(state), expected);
 }
 
 /// Strings that need every kind of escaping.

@@ -5,8 +5,8 @@ mod common;
 
 use std::io::Write;
 
-use common::{counts, fixture, fixture_counts, fixture_sql, read_all, sorted};
-use mxstate_synapse_dump::{DumpReader, Record, Table};
+use common::{counts, fixture, fixture_counts, fixture_sql, read_all, read_auth, sorted, FIXTURE_AUTH_ROWS};
+use mxstate_synapse_dump::{DumpReader, Include, Record, SourceRow, Table};
 
 fn state_keys(records: &[Record]) -> Vec<&str> {
     records
@@ -123,4 +123,39 @@ fn progress_and_line_numbers() {
     assert_eq!(reader.bytes_read(), size);
     assert_eq!(reader.tables_seen(), Table::ALL.to_vec());
     assert!(reader.next().is_none(), "fused");
+}
+
+#[test]
+fn event_auth_is_read_only_when_asked_for() {
+    let (auth, state) = read_auth(&fixture()).expect("fixture reads");
+    assert_eq!(auth.len(), FIXTURE_AUTH_ROWS);
+    assert_eq!(state, fixture_counts().values().sum::<usize>());
+    assert!(auth
+        .iter()
+        .all(|a| a.event_id.starts_with('$') && a.auth_id.starts_with('$') && a.room_id.starts_with('!')));
+    // The iterator gives the state records only, with or without event_auth.
+    let mut reader = DumpReader::open_including(&fixture(), Include::StateAndAuth).expect("opens");
+    let records: Vec<Record> = reader.by_ref().collect::<Result<_, _>>().expect("reads");
+    assert_eq!(counts(&records), fixture_counts());
+    assert_eq!(reader.tables_seen(), Table::WITH_AUTH.to_vec());
+    // Not asked for: next_row never gives an event_auth row.
+    let mut reader = DumpReader::open(&fixture()).expect("opens");
+    while let Some(row) = reader.next_row() {
+        assert!(matches!(row.expect("reads"), SourceRow::State(_)));
+    }
+    assert_eq!(reader.tables_seen(), Table::ALL.to_vec());
+}
+
+#[test]
+fn a_dump_of_event_auth_alone_has_no_state_tables() {
+    let sql = "-- PostgreSQL database dump\nCOPY public.event_auth (event_id, auth_id, room_id) FROM stdin;\n$e\t$a\t!r\n\\.\n";
+    let rows: Vec<_> =
+        DumpReader::from_bufread_including("auth-only", std::io::Cursor::new(sql), Include::StateAndAuth).collect();
+    assert!(
+        matches!(
+            rows.last(),
+            Some(Err(mxstate_synapse_dump::DumpError::NoStateTables { .. }))
+        ),
+        "{rows:?}"
+    );
 }

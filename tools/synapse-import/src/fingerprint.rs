@@ -1,7 +1,7 @@
 //! [`Fingerprint`]: what identifies a source's content, so that rerunning
 //! an import that already completed is recognised without storing anything.
 
-use mxstate_synapse_dump::Record;
+use mxstate_synapse_dump::{AuthEdge, Record, SourceRow};
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 /// An order-independent digest of a source's records: the wrapping sum of
@@ -15,6 +15,33 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// Adds one row of any table.
+    pub fn add_row(&mut self, row: &SourceRow) {
+        match row {
+            SourceRow::State(r) => self.add(r),
+            SourceRow::Auth(a) => self.add_auth(a),
+        }
+    }
+
+    /// Adds one `event_auth` row (valid or not: it is part of the source).
+    pub fn add_auth(&mut self, edge: &AuthEdge) {
+        let mut h = Xxh3::new();
+        let mut field = |bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(b"event_auth");
+        field(edge.event_id.as_bytes());
+        field(edge.auth_id.as_bytes());
+        field(edge.room_id.as_bytes());
+        self.push(h.digest128());
+    }
+
+    fn push(&mut self, hash: u128) {
+        self.sum = self.sum.wrapping_add(hash);
+        self.count += 1;
+    }
+
     /// Adds one record.
     pub fn add(&mut self, record: &Record) {
         let mut h = Xxh3::new();
@@ -57,8 +84,7 @@ impl Fingerprint {
                 field(&state_group.to_le_bytes());
             }
         }
-        self.sum = self.sum.wrapping_add(h.digest128());
-        self.count += 1;
+        self.push(h.digest128());
     }
 
     /// The digest.
@@ -107,5 +133,29 @@ mod tests {
             state_group: 1,
         }];
         assert_ne!(of(&c), of(&d));
+    }
+
+    #[test]
+    fn auth_rows_count() {
+        let edge = |e: &str, a: &str| AuthEdge {
+            event_id: e.into(),
+            auth_id: a.into(),
+            room_id: "!r:x".into(),
+        };
+        let base = of(&[row(1, "@a:x")]);
+        let with = |edges: &[AuthEdge]| {
+            let mut f = Fingerprint::default();
+            f.add(&row(1, "@a:x"));
+            edges.iter().for_each(|e| f.add_auth(e));
+            f.value()
+        };
+        assert_eq!(with(&[]), base, "no event_auth rows: the state-only fingerprint");
+        assert_ne!(with(&[edge("$e", "$a")]), base);
+        assert_ne!(with(&[edge("$e", "$a")]), with(&[edge("$e", "$b")]));
+        assert_ne!(with(&[edge("$e", "$a")]), with(&[edge("$a", "$e")]));
+        assert_eq!(
+            with(&[edge("$e", "$a"), edge("$e", "$b")]),
+            with(&[edge("$e", "$b"), edge("$e", "$a")])
+        );
     }
 }

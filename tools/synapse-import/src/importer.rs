@@ -1,17 +1,20 @@
-//! [`Importer`]: staging, then storing groups in id order, then mappings.
+//! [`Importer`]: staging, then storing groups in id order, then mappings,
+//! then the auth index room by room.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use mxstate_api::{EventId, GroupId, RoomId, StateDelta, StateMap};
+use mxstate_api::{AuthEvents, EventId, GroupId, RoomId, StateDelta, StateMap};
 use mxstate_engine::{Engine, GroupState, NewGroup};
 use mxstate_rocks::Scratch;
-use mxstate_synapse_dump::Record;
+use mxstate_synapse_dump::{AuthEdge, Record, SourceRow};
 
 use crate::error::{ImportError, Result};
 use crate::fingerprint::Fingerprint;
 use crate::groups::{GroupWalk, Staged};
-use crate::staged::{decode, edge_prev, key, stage, MapRow, TAG_EDGE, TAG_GROUP, TAG_MAP, TAG_ROW};
+use crate::staged::{
+    decode, edge_prev, key, stage, stage_auth, AuthWalk, MapRow, StagedAuth, TAG_EDGE, TAG_GROUP, TAG_MAP, TAG_ROW,
+};
 use crate::{ImportSummary, Phase};
 
 /// Groups stored per atomic batch (also bounded by [`BATCH_ROWS`]).
@@ -19,6 +22,9 @@ const BATCH_GROUPS: usize = 2000;
 const BATCH_ROWS: usize = 200_000;
 /// Event mappings per batch.
 const BATCH_MAPPINGS: usize = 20_000;
+/// Events per auth index batch (also bounded by [`BATCH_AUTH_EDGES`]).
+const BATCH_AUTH_EVENTS: usize = 10_000;
+const BATCH_AUTH_EDGES: usize = 100_000;
 
 /// An import in progress.
 pub struct Importer<'e> {
@@ -83,6 +89,21 @@ impl<'e> Importer<'e> {
         stage(&mut self.staging, &mut self.summary, record, line)
     }
 
+    /// Takes one `event_auth` row. A row naming an invalid id is counted
+    /// ([`ImportSummary::auth_rows_invalid`]) and left out.
+    pub fn add_auth(&mut self, edge: &AuthEdge, line: u64) -> Result<()> {
+        self.fingerprint.add_auth(edge);
+        stage_auth(&mut self.staging, &mut self.summary, edge, line)
+    }
+
+    /// Takes one row of any table.
+    pub fn add_row(&mut self, row: &SourceRow, line: u64) -> Result<()> {
+        match row {
+            SourceRow::State(r) => self.add(r, line),
+            SourceRow::Auth(a) => self.add_auth(a, line),
+        }
+    }
+
     /// Stores everything staged, syncs, clears the incomplete marker and
     /// returns the summary; or, when this source was imported completely
     /// before and the database is complete, changes nothing and says so.
@@ -98,6 +119,7 @@ impl<'e> Importer<'e> {
         self.staging.flush()?;
         self.store_groups(progress)?;
         self.store_mappings(progress)?;
+        self.store_auth(progress)?;
         self.engine.finish_import(fingerprint, &self.description)?;
         Ok(Finished::Imported(self.summary))
     }
@@ -297,6 +319,95 @@ impl<'e> Importer<'e> {
         progress(Phase::Mappings, done);
         self.summary.mappings_stored = done;
         Ok(())
+    }
+}
+
+impl Importer<'_> {
+    /// Adds the staged `event_auth` rows to the auth index: each event with
+    /// all its auth events (sorted, so that a resumed import adds the same
+    /// lists again, which is a no-op), several rooms per atomic batch.
+    fn store_auth(&mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<()> {
+        let mut walk = AuthWalk::new(&self.staging);
+        let mut batch = AuthBatch::default();
+        let mut done = 0u64;
+        let mut rooms = 0u64;
+        let mut last_room: Option<String> = None;
+        while let Some(ev) = walk.next_event()? {
+            if last_room.as_deref() != Some(ev.room.as_str()) {
+                rooms += 1;
+                last_room = Some(ev.room.clone());
+            }
+            batch.push(ev)?;
+            if batch.events >= BATCH_AUTH_EVENTS || batch.edges >= BATCH_AUTH_EDGES {
+                done += batch.flush(self.engine)?;
+                progress(Phase::Auth, done);
+            }
+        }
+        done += batch.flush(self.engine)?;
+        progress(Phase::Auth, done);
+        self.summary.auth_events = done;
+        self.summary.auth_rooms = rooms;
+        Ok(())
+    }
+}
+
+/// Events and their auth events waiting to be added, by room.
+#[derive(Default)]
+struct AuthBatch {
+    rooms: Vec<(RoomId, AuthEvents)>,
+    /// Each event's line, in the order of `rooms`' events (for errors).
+    lines: Vec<(EventId, u64)>,
+    events: usize,
+    edges: usize,
+}
+
+impl AuthBatch {
+    /// Adds one staged event (its ids were checked when staged).
+    fn push(&mut self, ev: StagedAuth) -> Result<()> {
+        let line = ev.line;
+        let bad = |e: mxstate_api::Error| ImportError::input(line, format!("event_auth: {e}"));
+        let event = EventId::parse(&ev.event).map_err(bad)?;
+        let auth = ev
+            .auth
+            .iter()
+            .map(EventId::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        if self.rooms.last().is_none_or(|(r, _)| r.as_str() != ev.room) {
+            self.rooms.push((RoomId::parse(&ev.room).map_err(bad)?, Vec::new()));
+        }
+        self.events += 1;
+        self.edges += auth.len();
+        self.lines.push((event.clone(), line));
+        if let Some((_, events)) = self.rooms.last_mut() {
+            events.push((event, auth));
+        }
+        Ok(())
+    }
+
+    /// Adds what is waiting in one atomic batch; returns the events added.
+    fn flush(&mut self, engine: &Engine) -> Result<u64> {
+        if self.rooms.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = engine.add_auth_events_marked(&self.rooms, None) {
+            // Nothing was written. Name the event the database refused.
+            let at = match &e {
+                mxstate_api::Error::AuthEventsDiffer(id) => self
+                    .lines
+                    .iter()
+                    .find(|(ev, _)| ev.as_str() == id.as_str())
+                    .map(|l| l.1),
+                _ => None,
+            };
+            return Err(match at {
+                Some(line) => ImportError::input(line, format!("event_auth: {e}")),
+                None => e.into(),
+            });
+        }
+        let n = self.events as u64;
+        *self = AuthBatch::default();
+        Ok(n)
     }
 }
 

@@ -1,13 +1,16 @@
 //! What an import spills to its scratch store, sorted by group.
 //!
 //! Keys: `G id` -> group row; `E id prev` -> edge; `R id seq` -> state row;
-//! `M seq` -> event mapping (ids u64 big-endian, so keys sort by group).
+//! `M seq` -> event mapping (ids u64 big-endian, so keys sort by group);
+//! `A room event auth` -> an `event_auth` row (each id preceded by its
+//! length in one byte, the last one not: keys sort by room, then event, then
+//! auth event, and a repeated row is stored once).
 //! Values: bincode (varint integers) of the line and the row's strings.
 
 use bincode::Options;
-use mxstate_api::GroupId;
+use mxstate_api::{EventId, GroupId, RoomId};
 use mxstate_rocks::Scratch;
-use mxstate_synapse_dump::Record;
+use mxstate_synapse_dump::{AuthEdge, Record};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ImportError, Result};
@@ -17,6 +20,7 @@ pub const TAG_GROUP: u8 = b'G';
 pub const TAG_EDGE: u8 = b'E';
 pub const TAG_ROW: u8 = b'R';
 pub const TAG_MAP: u8 = b'M';
+pub const TAG_AUTH: u8 = b'A';
 
 /// A staged `state_groups` row.
 #[derive(Serialize, Deserialize)]
@@ -136,6 +140,113 @@ pub fn stage(scratch: &mut Scratch, summary: &mut ImportSummary, rec: &Record, l
             let seq = scratch.next_seq();
             Ok(scratch.put(&key(TAG_MAP, &[seq]), &v)?)
         }
+    }
+}
+
+/// Spills one `event_auth` row to the scratch store; a row naming an
+/// invalid room or event id is counted in `summary.auth_rows_invalid` and
+/// left out.
+pub fn stage_auth(scratch: &mut Scratch, summary: &mut ImportSummary, edge: &AuthEdge, line: u64) -> Result<()> {
+    let valid = RoomId::parse(&edge.room_id).is_ok()
+        && EventId::parse(&edge.event_id).is_ok()
+        && EventId::parse(&edge.auth_id).is_ok();
+    if !valid {
+        summary.auth_rows_invalid += 1;
+        return Ok(());
+    }
+    summary.auth_rows += 1;
+    let mut k = auth_prefix(&edge.room_id, Some(&edge.event_id));
+    k.extend_from_slice(edge.auth_id.as_bytes());
+    scratch.put(&k, &encode(&line)?)?;
+    Ok(())
+}
+
+/// The key prefix of a room's staged `event_auth` rows, or of one event's.
+/// The ids are valid, so at most 255 bytes long.
+pub fn auth_prefix(room: &str, event: Option<&str>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + room.len() + event.map_or(0, str::len) + 64);
+    k.push(TAG_AUTH);
+    for id in std::iter::once(room).chain(event) {
+        k.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+        k.extend_from_slice(id.as_bytes());
+    }
+    k
+}
+
+/// A staged `event_auth` key split into room, event and auth event.
+pub struct AuthKey<'a> {
+    pub room: &'a str,
+    pub event: &'a str,
+    pub auth: &'a str,
+}
+
+/// Splits a key of [`TAG_AUTH`].
+pub fn parse_auth_key(k: &[u8]) -> Result<AuthKey<'_>> {
+    fn part(k: &[u8]) -> Option<(&str, &[u8])> {
+        let (&n, rest) = k.split_first()?;
+        let (id, rest) = rest.split_at_checked(usize::from(n))?;
+        Some((std::str::from_utf8(id).ok()?, rest))
+    }
+    let parsed = (|| {
+        let rest = k.strip_prefix(&[TAG_AUTH])?;
+        let (room, rest) = part(rest)?;
+        let (event, rest) = part(rest)?;
+        Some(AuthKey {
+            room,
+            event,
+            auth: std::str::from_utf8(rest).ok()?,
+        })
+    })();
+    parsed.ok_or_else(|| mxstate_api::Error::corrupt("staged auth row", "import scratch store", "bad key").into())
+}
+
+/// One room's staged `event_auth` rows, grouped by event: read in key
+/// order from the scratch store.
+pub struct AuthWalk<'s> {
+    it: mxstate_rocks::ScratchIter<'s>,
+}
+
+/// One event's staged auth events (sorted, without repeats) and the line
+/// of one of its rows.
+pub struct StagedAuth {
+    pub room: String,
+    pub event: String,
+    pub auth: Vec<String>,
+    pub line: u64,
+}
+
+impl<'s> AuthWalk<'s> {
+    /// From the first staged row.
+    pub fn new(staging: &'s Scratch) -> Self {
+        AuthWalk {
+            it: staging.iter(TAG_AUTH),
+        }
+    }
+
+    /// The next event and its auth events.
+    pub fn next_event(&mut self) -> Result<Option<StagedAuth>> {
+        let Some((k, v)) = self.it.peek() else {
+            self.it.status()?;
+            return Ok(None);
+        };
+        let first = parse_auth_key(k)?;
+        let mut out = StagedAuth {
+            room: first.room.to_owned(),
+            event: first.event.to_owned(),
+            auth: vec![first.auth.to_owned()],
+            line: decode(v, "staged auth row")?,
+        };
+        self.it.advance();
+        while let Some((k, _)) = self.it.peek() {
+            let next = parse_auth_key(k)?;
+            if next.room != out.room || next.event != out.event {
+                break;
+            }
+            out.auth.push(next.auth.to_owned());
+            self.it.advance();
+        }
+        self.it.status()?;
+        Ok(Some(out))
     }
 }
 

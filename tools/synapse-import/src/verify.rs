@@ -1,19 +1,22 @@
 //! Checking a database against its source: each group's state recomputed
 //! with Synapse's meaning (walk the prev edges, nearest group wins) from the
-//! source rows, compared with what the engine answers.
+//! source rows, compared with what the engine answers; then, when the
+//! source has `event_auth` rows, a sample of auth chains and auth chain
+//! differences (`verify_auth.rs`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
-use mxstate_api::{GroupId, StateFilter, StateMap};
+use mxstate_api::{EventId, GroupId, RoomId, StateFilter, StateMap};
 use mxstate_engine::Engine;
 use mxstate_rocks::Scratch;
-use mxstate_synapse_dump::Record;
+use mxstate_synapse_dump::{AuthEdge, Record, SourceRow};
 
 use crate::error::{ImportError, Result};
 use crate::groups::GroupWalk;
-use crate::staged::{decode, edge_prev, key, stage, StateRow, TAG_EDGE, TAG_ROW};
+use crate::staged::{decode, edge_prev, key, stage, stage_auth, StateRow, TAG_EDGE, TAG_ROW};
+use crate::verify_auth::{AuthCheck, RoomGroups};
 use crate::ImportSummary;
 
 /// A state as plain strings: `(type, state_key) -> event_id`.
@@ -31,6 +34,15 @@ pub struct Mismatch {
     pub detail: String,
 }
 
+/// One auth answer that differs from the source's.
+#[derive(Debug, Clone)]
+pub struct AuthMismatch {
+    pub room: String,
+    /// What was asked (`auth chain of $e`, `auth chain difference of ...`)
+    /// and how the answers differ.
+    pub detail: String,
+}
+
 /// What a verification found.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyReport {
@@ -39,18 +51,63 @@ pub struct VerifyReport {
     pub mismatches: u64,
     /// The first mismatches, in group order.
     pub first: Vec<Mismatch>,
+    /// `event_auth` rows of the source with valid ids.
+    pub auth_rows: u64,
+    /// `event_auth` rows of the source naming an invalid id (not compared).
+    pub auth_rows_invalid: u64,
+    /// Events with `event_auth` rows in the source.
+    pub auth_events_in_source: u64,
+    /// Auth chains compared (one event each).
+    pub auth_chains_checked: u64,
+    /// Auth chain differences compared (two or three state sets each).
+    pub auth_differences_checked: u64,
+    /// Auth answers that differ from the source's.
+    pub auth_mismatches: u64,
+    /// The first auth mismatches.
+    pub first_auth: Vec<AuthMismatch>,
 }
 
-/// Where a verification reads each group's state: an open engine, or a
-/// client of a running service.
+impl VerifyReport {
+    /// Whether everything compared was the same.
+    pub fn clean(&self) -> bool {
+        self.mismatches == 0 && self.auth_mismatches == 0
+    }
+}
+
+/// Where a verification reads each group's state and the auth answers: an
+/// open engine, or a client of a running service.
 pub trait GroupStates {
     /// The whole state of `group`.
     fn group_state(&self, group: GroupId) -> mxstate_api::Result<StateMap>;
+
+    /// The events reachable from `events` by one or more auth edges
+    /// (`Engine::auth_chain` without the given events).
+    fn auth_chain(&self, room: &RoomId, events: &[EventId]) -> mxstate_api::Result<BTreeSet<EventId>>;
+
+    /// The auth chain difference of state sets (`Engine::auth_chain_difference`
+    /// without a conflicted subgraph).
+    fn auth_chain_difference(
+        &self,
+        room: &RoomId,
+        state_sets: &[BTreeSet<EventId>],
+    ) -> mxstate_api::Result<BTreeSet<EventId>>;
 }
 
 impl GroupStates for Engine {
     fn group_state(&self, group: GroupId) -> mxstate_api::Result<StateMap> {
         self.state_for_group(group, &StateFilter::all())
+    }
+
+    fn auth_chain(&self, room: &RoomId, events: &[EventId]) -> mxstate_api::Result<BTreeSet<EventId>> {
+        Engine::auth_chain(self, room, events, false)
+    }
+
+    fn auth_chain_difference(
+        &self,
+        room: &RoomId,
+        state_sets: &[BTreeSet<EventId>],
+    ) -> mxstate_api::Result<BTreeSet<EventId>> {
+        Ok(Engine::auth_chain_difference(self, room, state_sets, None)?.auth_difference)
     }
 }
 
@@ -79,8 +136,23 @@ impl<'e> Verifier<'e> {
         stage(&mut self.staging, &mut self.summary, record, line)
     }
 
-    /// Checks every group, or about `sample` of them spread evenly; keeps
-    /// the first `keep` mismatches.
+    /// Takes one `event_auth` row (one naming an invalid id is counted and
+    /// not compared).
+    pub fn add_auth(&mut self, edge: &AuthEdge, line: u64) -> Result<()> {
+        stage_auth(&mut self.staging, &mut self.summary, edge, line)
+    }
+
+    /// Takes one row of any table.
+    pub fn add_row(&mut self, row: &SourceRow, line: u64) -> Result<()> {
+        match row {
+            SourceRow::State(r) => self.add(r, line),
+            SourceRow::Auth(a) => self.add_auth(a, line),
+        }
+    }
+
+    /// Checks every group, or about `sample` of them spread evenly, then
+    /// (when the source has `event_auth` rows) a sample of auth chains and
+    /// auth chain differences; keeps the first `keep` mismatches of each.
     pub fn finish(mut self, sample: Option<u64>, keep: usize, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
         self.staging.flush()?;
         let total = {
@@ -100,10 +172,14 @@ impl<'e> Verifier<'e> {
             ..VerifyReport::default()
         };
         let mut memo: Memo = Memo::default();
+        let mut room_groups = RoomGroups::default();
         let mut walk = GroupWalk::new(&self.staging);
         let mut index = 0u64;
         while let Some((id, staged)) = walk.next_group()? {
             index += 1;
+            if let Some(room) = staged.room.as_deref().or(staged.row_room.as_deref()) {
+                room_groups.saw(room, id);
+            }
             let chosen = (index - 1).is_multiple_of(step);
             if !chosen && step > 1 {
                 continue;
@@ -132,6 +208,14 @@ impl<'e> Verifier<'e> {
             }
         }
         progress(report.groups_checked);
+        report.auth_rows = self.summary.auth_rows;
+        report.auth_rows_invalid = self.summary.auth_rows_invalid;
+        AuthCheck {
+            engine: self.engine,
+            staging: &self.staging,
+            keep,
+        }
+        .run(&room_groups, &mut |g| self.state_of(g, &mut memo), &mut report)?;
         Ok(report)
     }
 

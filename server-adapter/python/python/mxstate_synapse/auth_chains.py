@@ -21,9 +21,9 @@ from it.
   SQL answers.
 
 Identifiers: Synapse's tests use bare event ids ("a") and room ids
-("@ROOM:local"); mxstate takes Matrix ids only. Ids that are not are kept
-under a reserved form (`$` or `!` then U+0001, never in a Matrix id) and
-turned back on the way out.
+("@ROOM:local"); the extension's auth methods keep any string that is not
+a Matrix id under a reserved form and give it back as it came (Rust side,
+`convert::auth_event`): ids pass through here untouched.
 """
 
 import logging
@@ -44,35 +44,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _PATCHED = "_mxstate_auth_patched"
-_RAW = "\x01"
-_COLON = "\x02"
 #: Rows read per catch-up query.
 CATCH_UP_BATCH = 10_000
-
-
-def _valid(s: str, sigil: str) -> bool:
-    """Whether `s` is a Matrix id mxstate takes as it is."""
-    if not s.startswith(sigil) or len(s) < 2 or _RAW in s or _COLON in s:
-        return False
-    local, sep, server = s[1:].partition(":")
-    return not sep or bool(local and server)
-
-
-def event_in(event_id: str) -> str:
-    """An event id as mxstate keeps it."""
-    return event_id if _valid(event_id, "$") else "$" + _RAW + event_id.replace(":", _COLON)
-
-
-def event_out(event_id: str) -> str:
-    """An event id from mxstate, as Synapse named it."""
-    if event_id.startswith("$" + _RAW):
-        return event_id[2:].replace(_COLON, ":")
-    return event_id
-
-
-def room_in(room_id: str) -> str:
-    """A room id as mxstate keeps it."""
-    return room_id if _valid(room_id, "!") else "!" + _RAW + room_id.replace(":", _COLON)
 
 
 def _mx(hs: "HomeServer") -> Any:
@@ -90,9 +63,7 @@ def _rooms_of(events: Iterable[Any]) -> list[tuple[str, list[tuple[str, list[str
     rooms: dict[str, list[tuple[str, list[str]]]] = {}
     for e in events:
         if e.is_state():
-            rooms.setdefault(room_in(e.room_id), []).append(
-                (event_in(e.event_id), [event_in(a) for a in e.auth_event_ids()])
-            )
+            rooms.setdefault(e.room_id, []).append((e.event_id, list(e.auth_event_ids())))
     return list(rooms.items())
 
 
@@ -168,7 +139,7 @@ def _read(mx: Any, conn: Any, start: int, ascending: bool) -> int:
                 raise RuntimeError(f"mxstate: the event at stream ordering {last} has {CATCH_UP_BATCH} auth events")
         rooms: dict[str, dict[str, list[str]]] = {}
         for _so, room_id, event_id, auth_id in rows:
-            rooms.setdefault(room_in(room_id), {}).setdefault(event_in(event_id), []).append(event_in(auth_id))
+            rooms.setdefault(room_id, {}).setdefault(event_id, []).append(auth_id)
         reached = rows[-1][0]
         # Every event strictly between `edge` and `reached`, and `reached`,
         # is in: the mark grows by that range.
@@ -186,10 +157,8 @@ async def get_auth_chain_ids(
     mx = _mx(self.hs)
     if mx is None or not _ready(self.hs, mx):
         return await _ORIGINAL["chain"](self, room_id, event_ids, include_given)
-    chain = await defer_to_thread(
-        self.hs.get_reactor(), mx.auth_chain, room_in(room_id), [event_in(e) for e in event_ids], include_given
-    )
-    return {event_out(e) for e in chain}
+    chain = await defer_to_thread(self.hs.get_reactor(), mx.auth_chain, room_id, list(event_ids), include_given)
+    return set(chain)
 
 
 async def get_auth_chain_difference_extended(
@@ -204,15 +173,15 @@ async def get_auth_chain_difference_extended(
         return await _ORIGINAL["difference"](
             self, room_id, state_sets, conflicted_set, additional_backwards_reachable_conflicted_events
         )
-    sets = [[event_in(e) for e in s] for s in state_sets]
-    conflicted = None if conflicted_set is None else [event_in(e) for e in conflicted_set]
-    additional = [event_in(e) for e in additional_backwards_reachable_conflicted_events or ()]
+    sets = [list(s) for s in state_sets]
+    conflicted = None if conflicted_set is None else list(conflicted_set)
+    additional = list(additional_backwards_reachable_conflicted_events or ())
     difference, subgraph = await defer_to_thread(
-        self.hs.get_reactor(), mx.auth_chain_difference, room_in(room_id), sets, conflicted, additional
+        self.hs.get_reactor(), mx.auth_chain_difference, room_id, sets, conflicted, additional
     )
     return StateDifference(
-        auth_difference={event_out(e) for e in difference},
-        conflicted_subgraph=None if subgraph is None else {event_out(e) for e in subgraph},
+        auth_difference=set(difference),
+        conflicted_subgraph=None if subgraph is None else set(subgraph),
     )
 
 

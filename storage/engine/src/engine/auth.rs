@@ -44,6 +44,16 @@ struct Learned {
     names: Vec<(EventNid, Arc<str>)>,
 }
 
+/// Whether two lists name the same events (order and repeats aside).
+fn same_events(a: &[EventNid], b: &[EventNid]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_unstable();
+    a.dedup();
+    b.sort_unstable();
+    b.dedup();
+    a == b
+}
+
 /// Event ids split into the graph's local ids and those it does not name.
 struct Located<'a> {
     local: Vec<u32>,
@@ -147,7 +157,9 @@ impl Engine {
                     None => committed.auth_of(en),
                 };
                 match before {
-                    Some(old) if old == an => continue,
+                    // The same auth events in any order: sources list them
+                    // in theirs (Synapse's event, an import sorted them).
+                    Some(old) if same_events(&old, &an) => continue,
                     Some(_) => return Err(Error::AuthEventsDiffer(e.to_string())),
                     None => {}
                 }

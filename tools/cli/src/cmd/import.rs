@@ -37,7 +37,10 @@ pub fn run(a: ImportArgs) -> CliResult {
     let db_bytes = super::stats::disk_bytes(&engine.stats()?)?;
     if !a.quiet {
         let (input, _) = source.bytes();
-        print_summary(&summary, secs, input, db_bytes, source.relation_bytes());
+        let pg = source
+            .relation_bytes()
+            .map(|state| (state, source.auth_bytes().unwrap_or(0)));
+        print_summary(&summary, secs, input, db_bytes, pg);
     }
     Ok(())
 }
@@ -49,12 +52,13 @@ pub fn import(engine: &Engine, source: &mut Source, progress: &mut Progress) -> 
     if importer.resuming() {
         eprintln!("import: resuming an import that did not complete (groups already stored are kept)");
     }
-    pump(source, progress, &mut |rec, line| importer.add(rec, line))?;
+    pump(source, progress, &mut |row, line| importer.add_row(row, line))?;
     let name = source.name();
     importer
         .finish(&mut |phase, n| match phase {
             Phase::Groups => progress.step("groups stored", n),
             Phase::Mappings => progress.step("event mappings stored", n),
+            Phase::Auth => progress.step("events added to the auth index", n),
         })
         .map_err(|error| CliError::Source {
             source_name: name,
@@ -74,8 +78,10 @@ pub fn scratch_parent(db: &Path) -> std::path::PathBuf {
     }
 }
 
-fn print_summary(s: &ImportSummary, secs: f64, input: u64, db_bytes: u64, pg: Option<u64>) {
-    println!("imported in {secs:.1} s ({:.0} rows/s)", s.rows as f64 / secs.max(1e-9));
+/// `pg`: the sizes of the state tables and of `event_auth` in PostgreSQL.
+fn print_summary(s: &ImportSummary, secs: f64, input: u64, db_bytes: u64, pg: Option<(u64, u64)>) {
+    let rows = s.rows + s.auth_rows + s.auth_rows_invalid;
+    println!("imported in {secs:.1} s ({:.0} rows/s)", rows as f64 / secs.max(1e-9));
     println!("  state rows read        {}", s.rows);
     println!("  rooms                  {}", s.rooms);
     println!(
@@ -96,13 +102,34 @@ fn print_summary(s: &ImportSummary, secs: f64, input: u64, db_bytes: u64, pg: Op
             s.dangling_prevs
         );
     }
+    if s.auth_rows + s.auth_rows_invalid == 0 {
+        println!("  auth events            0 (the source has no event_auth rows)");
+    } else {
+        println!(
+            "  auth events            {} of {} rooms ({} event_auth rows)",
+            s.auth_events, s.auth_rooms, s.auth_rows
+        );
+    }
+    if s.auth_rows_invalid > 0 {
+        println!(
+            "  auth rows left out     {} (an id is not a valid room or event id)",
+            s.auth_rows_invalid
+        );
+    }
     println!("  input bytes            {}", human(input));
     println!("  database bytes         {}", human(db_bytes));
-    if let Some(pg) = pg {
+    if let Some((state, auth)) = pg {
         println!(
             "  postgres state tables  {} ({:.1}x the mxstate database)",
-            human(pg),
-            pg as f64 / db_bytes.max(1) as f64
+            human(state),
+            state as f64 / db_bytes.max(1) as f64
         );
+        if auth > 0 {
+            println!(
+                "  postgres event_auth    {} (with the state tables: {:.1}x the mxstate database)",
+                human(auth),
+                (state + auth) as f64 / db_bytes.max(1) as f64
+            );
+        }
     }
 }

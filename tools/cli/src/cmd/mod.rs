@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod auth;
 mod check;
 mod demo;
 mod export;
@@ -30,6 +31,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::State(a) => state::run(a),
         Command::Import(a) => import::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::AuthChain(a) => auth::run_chain(a),
+        Command::AuthDifference(a) => auth::run_difference(a),
         Command::Export(a) => export::run(a),
         Command::Synth(a) => synth::run(a),
     }

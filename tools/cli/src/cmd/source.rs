@@ -1,6 +1,7 @@
-//! The two sources of Synapse rows, behind one iterator.
+//! The two sources of Synapse rows, behind one iterator: the four state
+//! tables and `event_auth` (when the source has it).
 
-use mxstate_synapse_dump::{DumpError, DumpReader, LiveRecords, LiveSource, Record};
+use mxstate_synapse_dump::{DumpError, DumpReader, Include, LiveRecords, LiveSource, SourceRow, Table};
 use mxstate_synapse_import::ImportError;
 
 use crate::cli::SourceArgs;
@@ -13,6 +14,7 @@ pub enum Source {
         records: LiveRecords,
         rows: u64,
         relation_bytes: u64,
+        auth_bytes: u64,
     },
 }
 
@@ -20,14 +22,16 @@ impl Source {
     /// Opens what the arguments name.
     pub fn open(a: &SourceArgs) -> CliResult<Source> {
         match (&a.file, &a.postgres) {
-            (Some(f), None) => Ok(Source::Dump(DumpReader::open(f)?)),
+            (Some(f), None) => Ok(Source::Dump(DumpReader::open_including(f, Include::StateAndAuth)?)),
             (None, Some(url)) => {
                 let mut live = LiveSource::connect(url)?;
                 let relation_bytes = live.relation_sizes()?;
+                let auth_bytes = live.table_sizes(&[Table::EventAuth])?;
                 Ok(Source::Live {
-                    records: live.records(),
+                    records: live.rows(Include::StateAndAuth),
                     rows: 0,
                     relation_bytes,
+                    auth_bytes,
                 })
             }
             _ => Err(CliError::Usage("give a dump FILE or --postgres URL".into())),
@@ -66,26 +70,35 @@ impl Source {
         }
     }
 
-    /// The next record.
-    pub fn next_record(&mut self) -> Option<Result<Record, DumpError>> {
+    /// `pg_total_relation_size` of `event_auth` (0 when absent), for a
+    /// live source.
+    pub fn auth_bytes(&self) -> Option<u64> {
         match self {
-            Source::Dump(d) => d.next(),
+            Source::Dump(_) => None,
+            Source::Live { auth_bytes, .. } => Some(*auth_bytes),
+        }
+    }
+
+    /// The next row.
+    pub fn next_row(&mut self) -> Option<Result<SourceRow, DumpError>> {
+        match self {
+            Source::Dump(d) => d.next_row(),
             Source::Live { records, rows, .. } => {
                 *rows += 1;
-                records.next()
+                records.next_row()
             }
         }
     }
 }
 
-/// Feeds every record of `source` to `add`, reporting progress.
+/// Feeds every row of `source` to `add`, reporting progress.
 pub fn pump(
     source: &mut Source,
     progress: &mut super::progress::Progress,
-    add: &mut dyn FnMut(&Record, u64) -> Result<(), ImportError>,
+    add: &mut dyn FnMut(&SourceRow, u64) -> Result<(), ImportError>,
 ) -> CliResult<u64> {
     let mut n = 0u64;
-    while let Some(rec) = source.next_record() {
+    while let Some(rec) = source.next_row() {
         let rec = rec?;
         let line = source.position();
         add(&rec, line).map_err(|error| CliError::Source {

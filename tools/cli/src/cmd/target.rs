@@ -2,10 +2,10 @@
 //! running `mxstate serve` (so an admin can inspect a live deployment
 //! without stopping it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use mxstate_api::{EventId, GroupId, StateFilter, StateMap, StateStore};
+use mxstate_api::{EventId, GroupId, RoomId, StateFilter, StateMap, StateStore};
 use mxstate_engine::Engine;
 use mxstate_remote::auth::Secret;
 use mxstate_remote::{Addr, RemoteOptions, RemoteStore};
@@ -103,6 +103,27 @@ impl GroupStates for Target {
                 m.remove(&group).ok_or(mxstate_api::Error::UnknownGroup(group))
             }
         }
+    }
+
+    fn auth_chain(&self, room: &RoomId, events: &[EventId]) -> mxstate_api::Result<BTreeSet<EventId>> {
+        match self {
+            Target::Local { engine, .. } => engine.auth_chain(room, events, false),
+            Target::Remote { rt, store } => rt.block_on(store.auth_chain(room.clone(), events.to_vec(), false)),
+        }
+    }
+
+    fn auth_chain_difference(
+        &self,
+        room: &RoomId,
+        state_sets: &[BTreeSet<EventId>],
+    ) -> mxstate_api::Result<BTreeSet<EventId>> {
+        let answer = match self {
+            Target::Local { engine, .. } => engine.auth_chain_difference(room, state_sets, None)?,
+            Target::Remote { rt, store } => {
+                rt.block_on(store.auth_chain_difference(room.clone(), state_sets.to_vec(), None))?
+            }
+        };
+        Ok(answer.auth_difference)
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use mxstate_synapse_dump::{DumpError, DumpReader, Record, Table};
+use mxstate_synapse_dump::{AuthEdge, DumpError, DumpReader, Include, Record, SourceRow, Table};
 
 /// The real Synapse 1.163 dump shipped with the repository.
 pub fn fixture() -> PathBuf {
@@ -27,6 +27,24 @@ pub fn fixture_sql() -> Vec<u8> {
 pub fn read_all(path: &Path) -> Result<Vec<Record>, DumpError> {
     DumpReader::open(path)?.collect()
 }
+
+/// The `event_auth` rows of a dump read with `Include::StateAndAuth`,
+/// sorted, and the number of state records read alongside.
+pub fn read_auth(path: &Path) -> Result<(Vec<AuthEdge>, usize), DumpError> {
+    let mut reader = DumpReader::open_including(path, Include::StateAndAuth)?;
+    let (mut auth, mut state) = (Vec::new(), 0);
+    while let Some(row) = reader.next_row() {
+        match row? {
+            SourceRow::Auth(a) => auth.push(a),
+            SourceRow::State(_) => state += 1,
+        }
+    }
+    auth.sort();
+    Ok((auth, state))
+}
+
+/// The fixture's `event_auth` rows.
+pub const FIXTURE_AUTH_ROWS: usize = 3433;
 
 /// Records sorted, to compare as multisets.
 pub fn sorted(mut records: Vec<Record>) -> Vec<Record> {
