@@ -262,18 +262,23 @@ impl Backend {
         }
     }
 
+    /// The auth difference of lists of ids (and, with `conflicted`, the
+    /// conflicted subgraph of `(conflicted, additional)`).
     pub fn auth_chain_difference(
         &self,
         room: &RoomId,
-        sets: &[BTreeSet<EventId>],
-        conflicted: Option<&ConflictedSubgraph>,
+        sets: &[Vec<EventId>],
+        conflicted: Option<(&Vec<EventId>, &Vec<EventId>)>,
     ) -> Result<AuthDifference> {
         match self {
-            Backend::Local(e) => e.auth_chain_difference(room, sets, conflicted),
+            Backend::Local(e) => e.auth_chain_difference_of(room, sets, conflicted),
             Backend::Remote(r) => r.rt.block_on(r.store.auth_chain_difference(
                 room.clone(),
-                sets.to_vec(),
-                conflicted.cloned(),
+                sets.iter().map(|s| s.iter().cloned().collect()).collect(),
+                conflicted.map(|(c, a)| ConflictedSubgraph {
+                    conflicted: c.iter().cloned().collect(),
+                    additional_backwards_reachable: a.iter().cloned().collect(),
+                }),
             )),
         }
     }

@@ -492,20 +492,19 @@ impl Store {
         additional: Option<Vec<String>>,
     ) -> PyResult<(Vec<String>, Option<Vec<String>>)> {
         let room = convert::auth_room(room_id)?;
-        let set = |v: &[String]| -> PyResult<std::collections::BTreeSet<mxstate_api::EventId>> {
+        // Lists, not sets: the engine needs no order (sorting 10,000 ids
+        // into a set took most of a call).
+        let list = |v: &[String]| -> PyResult<Vec<mxstate_api::EventId>> {
             v.iter().map(|e| convert::auth_event(e)).collect()
         };
-        let sets = state_sets.iter().map(|s| set(s)).collect::<PyResult<Vec<_>>>()?;
+        let sets = state_sets.iter().map(|s| list(s)).collect::<PyResult<Vec<_>>>()?;
         let conflicted = match conflicted {
             None => None,
-            Some(c) => Some(mxstate_api::ConflictedSubgraph {
-                conflicted: set(&c)?,
-                additional_backwards_reachable: set(additional.as_deref().unwrap_or_default())?,
-            }),
+            Some(c) => Some((list(&c)?, list(additional.as_deref().unwrap_or_default())?)),
         };
         let engine = self.backend()?;
         let d = run(py, "auth_chain_difference", &engine, |e| {
-            e.auth_chain_difference(&room, &sets, conflicted.as_ref())
+            e.auth_chain_difference(&room, &sets, conflicted.as_ref().map(|(c, a)| (c, a)))
         })?;
         let out = |s: std::collections::BTreeSet<mxstate_api::EventId>| s.iter().map(convert::event_name).collect();
         Ok((out(d.auth_difference), d.conflicted_subgraph.map(out)))

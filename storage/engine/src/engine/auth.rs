@@ -260,6 +260,27 @@ impl Engine {
         state_sets: &[BTreeSet<EventId>],
         conflicted: Option<&ConflictedSubgraph>,
     ) -> Result<AuthDifference> {
+        self.auth_chain_difference_of(
+            room,
+            state_sets,
+            conflicted.map(|c| (&c.conflicted, &c.additional_backwards_reachable)),
+        )
+    }
+
+    /// [`Engine::auth_chain_difference`] over any collections of event ids
+    /// (`conflicted`: the conflicted events and the additional ones): a
+    /// caller holding lists (the Synapse extension) needs not sort them
+    /// into sets first.
+    pub fn auth_chain_difference_of<S, C>(
+        &self,
+        room: &RoomId,
+        state_sets: &[S],
+        conflicted: Option<(&C, &C)>,
+    ) -> Result<AuthDifference>
+    where
+        for<'a> &'a S: IntoIterator<Item = &'a EventId>,
+        for<'a> &'a C: IntoIterator<Item = &'a EventId>,
+    {
         let graph = match self.room_graph(room)? {
             Some(g) => g,
             None => std::sync::Arc::new(std::sync::RwLock::new(AuthGraph::default())),
@@ -290,9 +311,9 @@ impl Engine {
         }
         let conflicted_subgraph = match conflicted {
             None => None,
-            Some(c) => {
-                let cs = self.locate(&graph, &c.conflicted)?;
-                let add = self.locate(&graph, &c.additional_backwards_reachable)?;
+            Some((c, additional)) => {
+                let cs = self.locate(&graph, c)?;
+                let add = self.locate(&graph, additional)?;
                 let sub = graph.conflicted_subgraph(&Conflicted {
                     conflicted: cs.local,
                     additional: add.local,
