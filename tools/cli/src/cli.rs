@@ -176,6 +176,11 @@ pub struct SynthArgs {
     /// A fork and merge every N state events (0: none).
     #[arg(long, default_value_t = 50)]
     pub fork_every: u32,
+    /// Also write each state event's auth events (`event_auth`) and
+    /// Synapse's chain cover index over them (`event_auth_chains`,
+    /// `event_auth_chain_links`), computed as Synapse computes it.
+    #[arg(long)]
+    pub auth: bool,
 }
 
 #[derive(Args, Debug)]

@@ -78,6 +78,65 @@ pub const STATE_INDEXES_SQL: &str = indexes_sql!();
 /// with Synapse's constraints and indexes.
 pub const STATE_SCHEMA_SQL: &str = concat!(tables_sql!(), indexes_sql!());
 
+/// Synapse's main-database tables of auth events and of the chain cover
+/// index over them (`event_auth`, `event_auth_chains`,
+/// `event_auth_chain_links`, and the `event_auth_chain_id` sequence), as a
+/// Synapse 1.163 database has them, without indexes.
+pub const AUTH_TABLES_SQL: &str = "CREATE TABLE event_auth (
+    event_id text NOT NULL,
+    auth_id text NOT NULL,
+    room_id text NOT NULL
+);
+
+CREATE SEQUENCE event_auth_chain_id
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+CREATE TABLE event_auth_chain_links (
+    origin_chain_id bigint NOT NULL,
+    origin_sequence_number bigint NOT NULL,
+    target_chain_id bigint NOT NULL,
+    target_sequence_number bigint NOT NULL
+);
+ALTER TABLE event_auth_chain_links ALTER origin_chain_id SET (n_distinct = -0.5);
+ALTER TABLE event_auth_chain_links ALTER target_chain_id SET (n_distinct = -0.5);
+
+CREATE TABLE event_auth_chains (
+    event_id text NOT NULL,
+    chain_id bigint NOT NULL,
+    sequence_number bigint NOT NULL
+);
+";
+
+/// The constraints and indexes of [`AUTH_TABLES_SQL`]'s tables (schema
+/// version 94: `event_auth_chain_links_origin_index` comes from the
+/// background update of delta 84).
+pub const AUTH_INDEXES_SQL: &str = "
+ALTER TABLE ONLY event_auth_chains
+    ADD CONSTRAINT event_auth_chains_pkey PRIMARY KEY (event_id);
+
+CREATE INDEX evauth_edges_id ON event_auth USING btree (event_id);
+
+CREATE INDEX event_auth_chain_links_idx ON event_auth_chain_links USING btree (origin_chain_id, target_chain_id);
+
+CREATE INDEX event_auth_chain_links_origin_index ON event_auth_chain_links USING btree (origin_chain_id, origin_sequence_number);
+
+CREATE UNIQUE INDEX event_auth_chains_c_seq_index ON event_auth_chains USING btree (chain_id, sequence_number);
+";
+
+/// The SQL that sets `event_auth_chain_id` so that Synapse's next chain id
+/// is `last_id + 1`.
+pub fn set_auth_chain_sequence_sql(last_id: i64) -> String {
+    if last_id < 1 {
+        "SELECT pg_catalog.setval('event_auth_chain_id', 1, false);\n".to_owned()
+    } else {
+        format!("SELECT pg_catalog.setval('event_auth_chain_id', {last_id}, true);\n")
+    }
+}
+
 /// The SQL that sets `state_group_id_seq` so that Synapse's next state group
 /// id is `last_id + 1`.
 pub fn set_state_group_sequence_sql(last_id: i64) -> String {

@@ -4,6 +4,7 @@
 //! group ids and event numbers are global and increase in creation order.
 //! Only the current room's state is in memory.
 
+use crate::chain_cover::{ChainCover, Position};
 use crate::error::SynthError;
 use crate::ids::EVENT_ID_LEN;
 use crate::members::Membership;
@@ -40,6 +41,11 @@ pub struct Generator {
     room: Option<RoomGen>,
     counters: Counters,
     out: Emitted,
+    /// With [`SynthOptions::auth`]: Synapse's chain cover of the room.
+    cover: Option<ChainCover>,
+    /// The group's state event's chain cover position and links.
+    chain: Option<Position>,
+    chain_links: Vec<Position>,
 }
 
 impl Generator {
@@ -52,6 +58,9 @@ impl Generator {
             room: None,
             counters: Counters::default(),
             out: Emitted::default(),
+            cover: opts.auth.then(ChainCover::default),
+            chain: None,
+            chain_links: Vec::new(),
         })
     }
 
@@ -68,6 +77,9 @@ impl Generator {
                     }
                     let spec = self.opts.room_spec(self.next_room);
                     self.next_room += 1;
+                    if let Some(cover) = &mut self.cover {
+                        cover.new_room();
+                    }
                     self.room.insert(RoomGen::new(&self.opts, spec))
                 }
             };
@@ -76,8 +88,26 @@ impl Generator {
             }
             self.room = None;
         }
+        self.chain = None;
+        if let (Some(cover), Some(slot)) = (&mut self.cover, self.out.state_slot) {
+            let auth: Vec<&str> = split_ids(&self.out.auth).collect();
+            self.chain = Some(cover.add(&self.out.event_id, slot, &auth, &mut self.chain_links));
+        }
         let room = self.room.as_ref()?;
-        Some(GroupRef { room, out: &self.out })
+        Some(GroupRef {
+            room,
+            out: &self.out,
+            chain: self.chain,
+            chain_links: &self.chain_links,
+            auth: self.opts.auth,
+        })
+    }
+
+    /// The largest chain id of the chain cover so far (0 without
+    /// [`SynthOptions::auth`]): what Synapse's `event_auth_chain_id`
+    /// sequence is set to after the groups generated so far.
+    pub fn last_chain_id(&self) -> i64 {
+        self.cover.as_ref().map_or(0, ChainCover::last_chain_id)
     }
 
     /// An iterator of owned groups (allocates every row; for tests and
@@ -92,6 +122,14 @@ impl Generator {
 pub struct GroupRef<'a> {
     room: &'a RoomGen,
     out: &'a Emitted,
+    chain: Option<Position>,
+    chain_links: &'a [Position],
+    auth: bool,
+}
+
+/// Fixed-length event ids concatenated in `s`.
+fn split_ids(s: &str) -> impl Iterator<Item = &str> + '_ {
+    (0..s.len() / EVENT_ID_LEN).map(move |i| &s[i * EVENT_ID_LEN..(i + 1) * EVENT_ID_LEN])
 }
 
 impl<'a> GroupRef<'a> {
@@ -160,8 +198,28 @@ impl<'a> GroupRef<'a> {
     /// Events mapped to this group (`event_to_state_groups`): the creating
     /// event first, then the non-state events that followed it.
     pub fn mapped_events(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let s: &'a str = &self.out.mapped;
-        (0..s.len() / EVENT_ID_LEN).map(move |i| &s[i * EVENT_ID_LEN..(i + 1) * EVENT_ID_LEN])
+        split_ids(&self.out.mapped)
+    }
+
+    /// The auth events of the group's event (`event_auth` rows), when it is
+    /// a state event and [`SynthOptions::auth`] is on; Synapse keeps none
+    /// for other events. The create event has none.
+    pub fn auth_events(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let ids: &'a str = if self.auth { &self.out.auth } else { "" };
+        split_ids(ids)
+    }
+
+    /// The group's event's `(chain_id, sequence_number)` in Synapse's chain
+    /// cover (`event_auth_chains`), when it is a state event and
+    /// [`SynthOptions::auth`] is on.
+    pub fn auth_chain_position(&self) -> Option<(i64, i64)> {
+        self.chain
+    }
+
+    /// The chain cover links from [`GroupRef::auth_chain_position`]
+    /// (`event_auth_chain_links`): target `(chain_id, sequence_number)`s.
+    pub fn auth_chain_links(&self) -> &'a [(i64, i64)] {
+        self.chain_links
     }
 
     /// Number of events mapped to this group.

@@ -28,6 +28,7 @@
 //! # Ok::<(), mxstate_synth::SynthError>(())
 //! ```
 
+mod chain_cover;
 mod dump;
 mod error;
 mod generator;
@@ -38,7 +39,7 @@ mod rng;
 mod room;
 mod state;
 
-pub use dump::{write_dump, SynthSummary};
+pub use dump::{write_auth_dump, write_dump, SynthSummary};
 pub use error::SynthError;
 pub use generator::{groups, Generator, GroupRef, Groups, StateRow, SynthGroup};
 pub use members::Membership;

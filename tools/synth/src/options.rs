@@ -31,6 +31,11 @@ pub struct SynthOptions {
     pub max_delta_hops: u32,
     /// Floor of the member target of the smaller rooms.
     pub min_room_members: u32,
+    /// Also give every state event its auth events (`event_auth`) and
+    /// Synapse's chain cover (`event_auth_chains`,
+    /// `event_auth_chain_links`). Holds one more map of the room's events
+    /// in memory while generating.
+    pub auth: bool,
 }
 
 impl Default for SynthOptions {
@@ -44,6 +49,7 @@ impl Default for SynthOptions {
             fork_every: 50,
             max_delta_hops: MAX_STATE_DELTA_HOPS,
             min_room_members: 30,
+            auth: false,
         }
     }
 }

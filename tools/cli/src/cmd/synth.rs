@@ -16,6 +16,7 @@ pub fn run(a: SynthArgs) -> CliResult {
         seed: a.seed,
         messages_per_state_event: a.messages,
         fork_every: a.fork_every,
+        auth: a.auth,
         ..SynthOptions::default()
     };
     let out: Box<dyn Write> = if a.out.as_os_str() == "-" {
@@ -28,5 +29,11 @@ pub fn run(a: SynthArgs) -> CliResult {
         "wrote {} rooms, {} groups ({} full copies), {} state rows, {} edges, {} event mappings, {} bytes",
         s.rooms, s.groups, s.full_copies, s.state_rows, s.edges, s.events_mapped, s.bytes_written
     );
+    if a.auth {
+        eprintln!(
+            "auth: {} event_auth rows, {} event_auth_chains rows, {} event_auth_chain_links rows",
+            s.auth_rows, s.chain_positions, s.chain_links
+        );
+    }
     Ok(())
 }

@@ -23,6 +23,13 @@ pub const MEMBER: &str = "m.room.member";
 /// Element's widget state type (state key = widget id).
 pub const WIDGETS: &str = "im.vector.modular.widgets";
 
+/// `m.room.create`.
+const CREATE: &str = "m.room.create";
+/// `m.room.power_levels`.
+const POWER_LEVELS: &str = "m.room.power_levels";
+/// `m.room.join_rules`.
+const JOIN_RULES: &str = "m.room.join_rules";
+
 /// Number of state events of a room's initial state.
 pub const INITIAL_STATE_EVENTS: usize = INITIAL_TYPES.len();
 
@@ -62,6 +69,14 @@ pub(crate) struct Emitted {
     /// Events mapped to the group, concatenated (each `EVENT_ID_LEN` bytes).
     pub(crate) mapped: String,
     pub(crate) last_in_room: bool,
+    /// The `(type, state_key)` of the group's state event; `None` when the
+    /// group's event is not a state event (a merge).
+    pub(crate) state_slot: Option<Slot>,
+    /// The state event's auth events, concatenated (each `EVENT_ID_LEN`
+    /// bytes), in the order of the Matrix spec's auth rules: create, power
+    /// levels, the sender's membership, then for a membership the target's
+    /// membership and (for a join) the join rules.
+    pub(crate) auth: String,
 }
 
 /// Where a room is in its history.
@@ -185,6 +200,7 @@ impl RoomGen {
                     self.propose(remaining)
                 };
                 self.state_event(ctr, change, out);
+                self.auth_events(change, out);
                 let undo = self.write_state(change, &out.event_id);
                 let base = self.head;
                 let node = self.place(base, ctr, out);
@@ -218,12 +234,15 @@ impl RoomGen {
                 let b = self.propose_distinct(a.slot(), remaining);
                 self.state.undo(a.slot(), a_undo);
                 self.state_event(ctr, b, out);
+                self.auth_events(b, out);
                 self.write_state(b, &out.event_id);
                 self.place(Some(base), ctr, out);
                 self.phase = Phase::Merge { a_node, a, a_event, b };
                 b.slot()
             }
             Phase::Merge { a_node, a, a_event, b } => {
+                out.state_slot = None;
+                out.auth.clear();
                 self.write_state(a, &a_event);
                 push_event_id(self.seed, ctr.next_event, &mut out.event_id);
                 ctr.next_event += 1;
@@ -267,6 +286,38 @@ impl RoomGen {
                 if let Slot::Widget(w) = slot {
                     self.widgets = self.widgets.max(w + 1);
                 }
+            }
+        }
+    }
+
+    /// The state event of `change`: its slot and its auth events, chosen
+    /// by the auth rules from the room state before it (the room's creator,
+    /// local user 0, sends every event that is not a membership).
+    fn auth_events(&self, change: Change, out: &mut Emitted) {
+        let slot = change.slot();
+        out.state_slot = Some(slot);
+        out.auth.clear();
+        if slot == Slot::Plain(CREATE) {
+            return;
+        }
+        let (sender, join) = match change {
+            Change::Join { user, .. } | Change::Profile { user } => (user, true),
+            Change::Leave { user } => (user, false),
+            Change::Other { .. } => (0, false),
+        };
+        let mut wanted = [
+            Some(Slot::Plain(CREATE)),
+            Some(Slot::Plain(POWER_LEVELS)),
+            Some(Slot::Member(sender)),
+            None,
+        ];
+        if join {
+            wanted[3] = Some(Slot::Plain(JOIN_RULES));
+        }
+        let entries = self.state.entries();
+        for s in wanted.into_iter().flatten() {
+            if let Some(i) = self.state.position(s) {
+                out.auth.push_str(&entries[i].event_id);
             }
         }
     }
