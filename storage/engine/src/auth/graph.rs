@@ -6,6 +6,9 @@ use rustc_hash::FxHashMap;
 
 use crate::format::keys::EventNid;
 
+/// The span of an event that was not added (only named).
+const NOT_ADDED: (u32, u32) = (0, u32::MAX);
+
 /// One room's auth graph. Every event named (added, or only named as an
 /// auth event) has a local id, in the order first seen; an event that was
 /// added has its auth events' local ids. The graph also keeps each event's
@@ -15,9 +18,12 @@ use crate::format::keys::EventNid;
 pub struct AuthGraph {
     local: FxHashMap<EventNid, u32>,
     nids: Vec<EventNid>,
-    /// `None`: named as an auth event, not added itself.
-    auth: Vec<Option<Box<[u32]>>>,
-    edges: usize,
+    /// Per local id, where its auth events are in `edges`: `(start, len)`;
+    /// [`NOT_ADDED`] for an event only named as an auth event. One array
+    /// for all edges (rather than a box per event): walks read it in
+    /// order, not through a pointer per event.
+    spans: Vec<(u32, u32)>,
+    edges: Vec<u32>,
     names: Vec<Option<Arc<str>>>,
     by_name: FxHashMap<Arc<str>, u32>,
     name_bytes: usize,
@@ -53,16 +59,21 @@ impl AuthGraph {
 
     /// The auth events of a local id (empty when it was not added).
     pub fn auth(&self, local: u32) -> &[u32] {
-        self.auth
-            .get(local as usize)
-            .and_then(|a| a.as_deref())
-            .unwrap_or_default()
+        self.span(local).unwrap_or_default()
+    }
+
+    /// The auth events of a local id, `None` when it was not added.
+    fn span(&self, local: u32) -> Option<&[u32]> {
+        let &(start, len) = self.spans.get(local as usize)?;
+        if len == NOT_ADDED.1 {
+            return None;
+        }
+        self.edges.get(start as usize..start as usize + len as usize)
     }
 
     /// The auth events `event` was added with (`None`: not added).
     pub fn auth_of(&self, event: EventNid) -> Option<Vec<EventNid>> {
-        let l = self.get(event)?;
-        let a = self.auth.get(l as usize)?.as_deref()?;
+        let a = self.span(self.get(event)?)?;
         Some(a.iter().map(|&x| self.nid(x)).collect())
     }
 
@@ -75,7 +86,7 @@ impl AuthGraph {
         let l = self.nids.len() as u32;
         self.local.insert(event, l);
         self.nids.push(event);
-        self.auth.push(None);
+        self.spans.push(NOT_ADDED);
         self.names.push(None);
         l
     }
@@ -85,13 +96,15 @@ impl AuthGraph {
     /// event; the caller checks they are the same).
     pub fn add(&mut self, event: EventNid, auth: &[EventNid]) {
         let l = self.node(event);
-        if self.auth.get(l as usize).is_some_and(Option::is_some) {
+        if self.span(l).is_some() {
             return;
         }
-        let targets: Box<[u32]> = auth.iter().map(|&a| self.node(a)).collect();
-        self.edges += targets.len();
-        if let Some(slot) = self.auth.get_mut(l as usize) {
-            *slot = Some(targets);
+        let targets: Vec<u32> = auth.iter().map(|&a| self.node(a)).collect();
+        // A room's edges stay far below 2^32, as its events do.
+        let span = (self.edges.len() as u32, targets.len() as u32);
+        self.edges.extend(targets);
+        if let Some(slot) = self.spans.get_mut(l as usize) {
+            *slot = span;
         }
     }
 
@@ -116,9 +129,9 @@ impl AuthGraph {
     }
 
     /// Approximate heap bytes held, for the cache's budget: per event its
-    /// nid (twice, with the map's), its edges' slot, its id (shared with
-    /// the name map) and the id's text; 4 bytes per edge.
+    /// nid (twice, with the map's), its span, its id (shared with the name
+    /// map) and the id's text; 4 bytes per edge.
     pub fn heap_bytes(&self) -> usize {
-        self.nids.len() * (8 + 16 + 16 + 8 + 16 + 16 + 8 + 16) + self.edges * 4 + self.name_bytes
+        self.nids.len() * (8 + 16 + 8 + 16 + 16 + 8 + 16) + self.edges.capacity() * 4 + self.name_bytes
     }
 }

@@ -9,4 +9,4 @@ mod query;
 
 pub use cache::{GraphCache, SharedGraph};
 pub use graph::AuthGraph;
-pub use query::Conflicted;
+pub use query::{Bits, Conflicted};

@@ -9,7 +9,7 @@ use roaring::RoaringBitmap;
 use mxstate_api::{AuthDifference, AuthEvents, ConflictedSubgraph, Error, EventId, Result, RoomId};
 
 use crate::access::{intern, Caches};
-use crate::auth::{AuthGraph, Conflicted, SharedGraph};
+use crate::auth::{AuthGraph, Bits, Conflicted, SharedGraph};
 pub use crate::format::auth::AuthMark;
 use crate::format::auth::{decode_auth_events, encode_auth_events, parse_auth_key};
 use crate::format::keys::{self, meta, EventNid, RoomNid, StrKind};
@@ -291,12 +291,13 @@ impl Engine {
         let mut unknown: Vec<BTreeSet<&EventId>> = Vec::with_capacity(state_sets.len());
         for s in state_sets {
             let at = self.locate(&graph, s)?;
-            let mut local = at.local;
-            // One sorted build (inserting 70,000 ids one by one into a
+            // One ordered build (inserting 70,000 ids one by one into a
             // bitmap cost as much as the walk).
-            local.sort_unstable();
-            local.dedup();
-            sets.push(RoaringBitmap::from_sorted_iter(local).unwrap_or_default());
+            let mut bits = Bits::new(graph.event_count());
+            for l in at.local {
+                bits.insert(l);
+            }
+            sets.push(bits.to_bitmap());
             unknown.push(at.unknown.into_iter().collect());
         }
         let mut auth_difference: BTreeSet<EventId> =
