@@ -8,6 +8,11 @@
 //! differences of two states differing by 1, 100 and 10,000 membership
 //! events, of a v2.1 conflicted subgraph of 100 conflicted events, and the
 //! `auth` family's bytes per event after a compaction.
+//!
+//! `auth_profile synth MEMBERS [ROUNDS]` instead adds the room of
+//! `mxstate synth --auth` (the room `compare_auth` asks Synapse about) and
+//! asks the auth chain of its full state and one auth difference ROUNDS
+//! times each, printing the medians: a loop to run under `perf`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -25,7 +30,85 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The room of `mxstate synth --auth`, its questions asked `rounds` times.
+fn synth(members: u32, rounds: usize) {
+    let opts = mxstate_synth::SynthOptions {
+        rooms: 1,
+        members,
+        seed: 1,
+        auth: true,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = mxstate_rocks::open(&dir.path().join("db"), EngineOptions::default()).unwrap();
+    let mut g = mxstate_synth::Generator::new(&opts).unwrap();
+    let mut batch: Vec<(EventId, Vec<EventId>)> = Vec::new();
+    let mut room = None;
+    let mut state: Vec<EventId> = Vec::new();
+    let mut earlier: Vec<EventId> = Vec::new();
+    let mut n = 0u64;
+    while let Some(group) = g.next_group() {
+        let r = RoomId::parse(group.room_id()).unwrap();
+        if group.auth_chain_position().is_some() {
+            let auth = group.auth_events().map(|a| EventId::parse(a).unwrap()).collect();
+            batch.push((EventId::parse(group.event_id()).unwrap(), auth));
+            n += 1;
+        }
+        if batch.len() >= 1000 {
+            engine.add_auth_events(&r, &batch).unwrap();
+            batch.clear();
+        }
+        if n == u64::from(members) * 2 - 100 && earlier.is_empty() {
+            earlier = group.state().map(|s| EventId::parse(s.event_id).unwrap()).collect();
+        }
+        if group.is_last_in_room() {
+            state = group.state().map(|s| EventId::parse(s.event_id).unwrap()).collect();
+        }
+        room = Some(r);
+    }
+    let room = room.unwrap();
+    engine.add_auth_events(&room, &batch).unwrap();
+    let chain = engine.auth_chain_unordered(&room, &state, false).unwrap();
+    let chains = median(
+        (0..rounds)
+            .map(|_| {
+                let t = Instant::now();
+                engine.auth_chain_unordered(&room, &state, false).unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let sets = [state.clone(), earlier.clone()];
+    let d = engine
+        .auth_chain_difference_of(&room, &sets, None::<(&Vec<EventId>, &Vec<EventId>)>)
+        .unwrap();
+    let diffs = median(
+        (0..rounds)
+            .map(|_| {
+                let t = Instant::now();
+                engine
+                    .auth_chain_difference_of(&room, &sets, None::<(&Vec<EventId>, &Vec<EventId>)>)
+                    .unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+    println!(
+        "synth room, {members} members, {n} state events: chain of the full state ({} events) {} events, {:.2} ms; difference with the state ~100 events earlier: {} events, {:.2} ms (medians of {rounds})",
+        state.len(),
+        chain.len(),
+        chains.as_secs_f64() * 1e3,
+        d.auth_difference.len(),
+        diffs.as_secs_f64() * 1e3
+    );
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("synth") {
+        let members = std::env::args().nth(2).map_or(10_000, |a| a.parse().expect("a number"));
+        let rounds = std::env::args().nth(3).map_or(20, |a| a.parse().expect("a number"));
+        return synth(members, rounds);
+    }
     let members: u64 = std::env::args().nth(1).map_or(10_000, |a| a.parse().expect("a number"));
     let dir = tempfile::tempdir().unwrap();
     let engine = mxstate_rocks::open(&dir.path().join("db"), EngineOptions::default()).unwrap();

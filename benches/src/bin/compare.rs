@@ -26,13 +26,14 @@
 //! /var/tmp, removed at the end); the PostgreSQL cluster lives in a temporary
 //! directory under /tmp and is stopped at the end.
 
+// Shared with the other comparison binary, which uses other parts of it.
+#[allow(dead_code)]
 #[path = "../compare/mod.rs"]
 mod compare;
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
@@ -41,8 +42,8 @@ use mxstate_synth::{write_dump, SynthOptions};
 
 use compare::mx::{self, Join};
 use compare::pg::{self, NewRow, Pg, Read, Triple};
-use compare::report::{bytes, count, dur, ratio, Table, Timings};
-use compare::Res;
+use compare::report::{bytes, count, date, dur, machine, ratio, Table, Timings};
+use compare::{Log, Res};
 
 /// mxstate against Synapse's PostgreSQL state tables, same data, same machine.
 #[derive(Parser, Debug)]
@@ -103,55 +104,9 @@ impl Args {
     }
 }
 
-/// Progress on stderr, with the time since the start.
-struct Log(Instant);
-
-impl Log {
-    fn say(&self, msg: &str) {
-        eprintln!("[{:>7.1} s] {msg}", self.0.elapsed().as_secs_f64());
-    }
-}
-
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("compare: {e}");
-        std::process::exit(1);
-    }
-}
-
-/// Machine figures for the report.
-fn machine() -> String {
-    let cores = Command::new("nproc")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|| "?".into());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
-        .map(|(_, m)| m.trim().to_owned())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    format!("{cores} cores (nproc), {model}, {} RAM", bytes(mem_kib * 1024))
-}
-
-fn date() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    compare::exit_on_error("compare", run(&args));
 }
 
 /// `n` ids spread evenly over `ids` (sorted), the first and last included.
@@ -197,25 +152,8 @@ fn run(args: &Args) -> Res<()> {
     let date = date();
 
     // The work directory: given (kept) or temporary (removed on drop).
-    let (_tmp, work) = match &args.work_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            (None, d.clone())
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("mxstate-compare-")
-                .tempdir_in("/var/tmp")?;
-            let p = t.path().to_owned();
-            (Some(t), p)
-        }
-    };
+    let (_tmp, work, db) = compare::work_dir(args.work_dir.as_ref(), "mxstate-compare-")?;
     let dump = work.join(format!("synth-m{}-s{}.sql", args.members, args.seed));
-    let db = work.join("mxstate-db");
-    if db.exists() {
-        // Ours from an earlier run in the same work directory.
-        std::fs::remove_dir_all(&db)?;
-    }
 
     // 1. The dump.
     log.say(&format!("writing the dump to {}", dump.display()));
@@ -266,14 +204,9 @@ fn run(args: &Args) -> Res<()> {
     ));
 
     // 3. mxstate.
-    let db = if args.backend == "postgres" {
-        pg.cluster.create_database("mxstate")?;
-        mx::Db::Postgres(pg.cluster.url_for("mxstate"))
-    } else {
-        mx::Db::Rocks(db)
-    };
+    let db = mx::Db::for_backend(&args.backend, &pg, db)?;
     log.say(&format!("importing the dump into mxstate at {db}"));
-    let (engine, import, mx_import) = mx::import(&db, &dump, &work)?;
+    let (engine, import, mx_import) = mx::import(&db, &dump, &work, mxstate_synapse_dump::Include::State)?;
     log.say(&format!(
         "imported {} groups, {} mappings in {}; compacting",
         count(import.groups_stored),

@@ -8,7 +8,7 @@ use mxstate_engine::{
     Engine, EngineOptions, EventId, GroupId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap,
     Stats,
 };
-use mxstate_synapse_dump::DumpReader;
+use mxstate_synapse_dump::{DumpReader, Include};
 use mxstate_synapse_import::{ImportSummary, Importer};
 
 use super::pg::{Read, Triple};
@@ -22,6 +22,17 @@ pub enum Db {
 }
 
 impl Db {
+    /// Where the `--backend` flag says: `postgres`, a new database of
+    /// the server holding Synapse's tables; otherwise RocksDB at `dir`.
+    pub fn for_backend(backend: &str, pg: &super::pg::Pg, dir: PathBuf) -> Res<Db> {
+        if backend == "postgres" {
+            pg.cluster.create_database("mxstate")?;
+            Ok(Db::Postgres(pg.cluster.url_for("mxstate")))
+        } else {
+            Ok(Db::Rocks(dir))
+        }
+    }
+
     fn open(&self, opts: EngineOptions) -> Res<Engine> {
         Ok(match self {
             Db::Rocks(dir) => mxstate_rocks::open(dir, opts)?,
@@ -39,20 +50,21 @@ impl std::fmt::Display for Db {
     }
 }
 
-/// Imports the dump into a new database at `db`, as `mxstate import` does
-/// (scratch space next to the database, or in `scratch`). Returns the
-/// engine, the summary and the time of reading + storing.
-pub fn import(db: &Db, dump: &Path, scratch: &Path) -> Res<(Engine, ImportSummary, Duration)> {
+/// Imports the tables `include` names from the dump into a new database at
+/// `db`, as `mxstate import` does (scratch space next to the database, or
+/// in `scratch`). Returns the engine, the summary and the time of reading +
+/// storing.
+pub fn import(db: &Db, dump: &Path, scratch: &Path, include: Include) -> Res<(Engine, ImportSummary, Duration)> {
     let t = Instant::now();
     let engine = db.open(EngineOptions {
         allow_incomplete_import: true,
         ..EngineOptions::default()
     })?;
     let mut importer = Importer::begin(&engine, &format!("import of {}", dump.display()), scratch)?;
-    let mut reader = DumpReader::open(dump)?;
-    while let Some(rec) = reader.next() {
-        let rec = rec?;
-        importer.add(&rec, reader.line())?;
+    let mut reader = DumpReader::open_including(dump, include)?;
+    while let Some(row) = reader.next_row() {
+        let row = row?;
+        importer.add_row(&row, reader.line())?;
     }
     let summary = importer
         .finish(&mut |_, _| {})?

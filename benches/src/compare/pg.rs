@@ -204,8 +204,13 @@ impl Pg {
 
     /// `pg_total_relation_size` (heap, TOAST, indexes) of each state table.
     pub fn table_sizes(&mut self) -> Res<Vec<(&'static str, u64)>> {
+        self.sizes_of(&TABLES)
+    }
+
+    /// `pg_total_relation_size` (heap, TOAST, indexes) of each of `tables`.
+    pub fn sizes_of(&mut self, tables: &[&'static str]) -> Res<Vec<(&'static str, u64)>> {
         let mut out = Vec::new();
-        for t in TABLES {
+        for &t in tables {
             let v = scalar(
                 &self
                     .client
@@ -214,6 +219,11 @@ impl Pg {
             out.push((t, v.parse::<u64>()?));
         }
         Ok(out)
+    }
+
+    /// The connection to the loaded database.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     /// Row counts of the state tables.
