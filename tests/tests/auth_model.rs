@@ -171,8 +171,19 @@ proptest! {
                 Ask::Chain { events, given } => {
                     let q: Vec<EventId> = resolve(events, n).into_iter().collect();
                     let got = rt.block_on(db.auth_chain(room(), q.clone(), *given)).unwrap();
-                    let want = rt.block_on(model.auth_chain(room(), q, *given)).unwrap();
-                    prop_assert_eq!(got, want, "auth chain of {:?}", events);
+                    let want = rt.block_on(model.auth_chain(room(), q.clone(), *given)).unwrap();
+                    // The same asked as text, answered as text.
+                    let text: Vec<&str> = q.iter().map(EventId::as_str).collect();
+                    let got_text: BTreeSet<String> = db
+                        .engine()
+                        .auth_chain_of_text(&room(), &text, *given)
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                    prop_assert_eq!(got, want.clone(), "auth chain of {:?}", events);
+                    let want_text: BTreeSet<String> = want.iter().map(|e| e.as_str().to_owned()).collect();
+                    prop_assert_eq!(got_text, want_text, "auth chain of {:?} as text", events);
                 }
                 Ask::Difference { sets, conflicted } => {
                     let sets: Vec<BTreeSet<EventId>> = sets.iter().map(|s| resolve(s, n)).collect();
@@ -181,7 +192,19 @@ proptest! {
                         additional_backwards_reachable: resolve(a, n),
                     });
                     let got = rt.block_on(db.auth_chain_difference(room(), sets.clone(), c.clone())).unwrap();
-                    let want = rt.block_on(model.auth_chain_difference(room(), sets, c)).unwrap();
+                    let want = rt.block_on(model.auth_chain_difference(room(), sets.clone(), c.clone())).unwrap();
+                    // The same asked as text, answered as text.
+                    let text = |s: &BTreeSet<EventId>| -> Vec<String> { s.iter().map(|e| e.as_str().to_owned()).collect() };
+                    let set_text: Vec<Vec<String>> = sets.iter().map(text).collect();
+                    let c_text = c.as_ref().map(|c| (text(&c.conflicted), text(&c.additional_backwards_reachable)));
+                    let (d, sub) = db
+                        .engine()
+                        .auth_chain_difference_of_text(&room(), &set_text, c_text.as_ref().map(|(c, a)| (c, a)))
+                        .unwrap();
+                    let sorted = |v: Vec<std::sync::Arc<str>>| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
+                    let strings = |s: &BTreeSet<EventId>| -> BTreeSet<String> { s.iter().map(|e| e.as_str().to_owned()).collect() };
+                    prop_assert_eq!(sorted(d), strings(&want.auth_difference));
+                    prop_assert_eq!(sub.map(sorted), want.conflicted_subgraph.as_ref().map(strings));
                     prop_assert_eq!(got, want);
                 }
             }

@@ -58,6 +58,11 @@ impl EventId {
             Err(Error::InvalidEventId(s.to_owned()))
         }
     }
+    /// Whether `s` is a valid event id ([`EventId::parse`] without the
+    /// copy).
+    pub fn is_valid(s: &str) -> bool {
+        valid_sigil_id(s, '$')
+    }
     /// Wraps text that was validated before, such as an id a store read back
     /// from its own database (it validated the id on the way in). Skips the
     /// check, so that a full state costs no per-entry validation.
@@ -88,6 +93,11 @@ macro_rules! id_traits {
         }
         impl std::borrow::Borrow<str> for $t {
             fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
                 &self.0
             }
         }

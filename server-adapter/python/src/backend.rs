@@ -262,6 +262,48 @@ impl Backend {
         }
     }
 
+    /// [`Backend::auth_chain`] of ids as text, answered as text: the local
+    /// engine looks the text up as it is; the remote one is sent ids.
+    pub fn auth_chain_text<I: AsRef<str>>(
+        &self,
+        room: &RoomId,
+        events: &[I],
+        include_given: bool,
+    ) -> Result<Vec<Arc<str>>> {
+        match self {
+            Backend::Local(e) => e.auth_chain_of_text(room, events, include_given),
+            Backend::Remote(_) => Ok(self
+                .auth_chain(room, &parse_all(events)?, include_given)?
+                .iter()
+                .map(|e| e.as_arc().clone())
+                .collect()),
+        }
+    }
+
+    /// [`Backend::auth_chain_difference`] of ids as text, answered as
+    /// text, unordered: `(difference, conflicted subgraph)`.
+    #[allow(clippy::type_complexity)]
+    pub fn auth_chain_difference_text<I: AsRef<str>>(
+        &self,
+        room: &RoomId,
+        sets: &[Vec<I>],
+        conflicted: Option<(&Vec<I>, &Vec<I>)>,
+    ) -> Result<(Vec<Arc<str>>, Option<Vec<Arc<str>>>)> {
+        match self {
+            Backend::Local(e) => e.auth_chain_difference_of_text(room, sets, conflicted),
+            Backend::Remote(_) => {
+                let sets = sets.iter().map(|s| parse_all(s)).collect::<Result<Vec<_>>>()?;
+                let conflicted = match conflicted {
+                    None => None,
+                    Some((c, a)) => Some((parse_all(c)?, parse_all(a)?)),
+                };
+                let d = self.auth_chain_difference(room, &sets, conflicted.as_ref().map(|(c, a)| (c, a)))?;
+                let text = |s: std::collections::BTreeSet<EventId>| s.iter().map(|e| e.as_arc().clone()).collect();
+                Ok((text(d.auth_difference), d.conflicted_subgraph.map(text)))
+            }
+        }
+    }
+
     /// The auth difference of lists of ids (and, with `conflicted`, the
     /// conflicted subgraph of `(conflicted, additional)`).
     pub fn auth_chain_difference(
@@ -428,4 +470,9 @@ impl Backend {
             })?),
         }
     }
+}
+
+/// Text ids as event ids (for the remote store, which is sent ids).
+fn parse_all<I: AsRef<str>>(events: &[I]) -> Result<Vec<EventId>> {
+    events.iter().map(EventId::parse).collect()
 }

@@ -1,5 +1,6 @@
 //! Python values to and from mxstate's types.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use mxstate_api::{EventId, GroupId, RoomId, StateDelta, StateFilter, StateKey, StateMap};
@@ -35,7 +36,7 @@ fn reserved(sigil: char, s: &str) -> String {
 
 /// An event id as the auth index keeps it: a Matrix event id as it is,
 /// any other string (Synapse's tests name events `a`, `b`, ...) under a
-/// reserved form that [`event_name`] turns back.
+/// reserved form that [`text_name`] turns back.
 pub fn auth_event(s: &str) -> PyResult<EventId> {
     if !s.contains([RAW, COLON]) {
         if let Ok(e) = EventId::parse(s) {
@@ -55,12 +56,22 @@ pub fn auth_room(s: &str) -> PyResult<RoomId> {
     RoomId::parse(reserved('!', s)).map_err(to_py)
 }
 
-/// The string an [`auth_event`] id was made from.
-pub fn event_name(e: &EventId) -> String {
-    let s = e.as_str();
+/// The text the auth index keeps for `s`: [`auth_event`]'s, without
+/// making an `EventId` of a Matrix event id (borrowed as it is).
+pub fn auth_text(s: &str) -> Cow<'_, str> {
+    if !s.contains([RAW, COLON]) && EventId::is_valid(s) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(reserved('$', s))
+    }
+}
+
+/// The string the auth index's text `s` was made from ([`auth_text`]
+/// undone).
+pub fn text_name(s: &str) -> Cow<'_, str> {
     match s.strip_prefix('$').and_then(|r| r.strip_prefix(RAW)) {
-        Some(raw) => raw.chars().map(|c| if c == COLON { ':' } else { c }).collect(),
-        None => s.to_owned(),
+        Some(raw) => Cow::Owned(raw.chars().map(|c| if c == COLON { ':' } else { c }).collect()),
+        None => Cow::Borrowed(s),
     }
 }
 

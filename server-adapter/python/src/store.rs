@@ -11,7 +11,7 @@ use mxstate_engine::{EngineOptions, GroupState, NewGroup};
 use mxstate_remote::{Addr, RemoteOptions, RemoteStore};
 use mxstate_rocks::RocksConfig;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySet, PyTuple};
+use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple};
 
 use crate::backend::{Backend, Found, Remote};
 use crate::convert;
@@ -61,6 +61,11 @@ fn run<T: Send>(
     f: impl FnOnce(&Backend) -> Result<T, Error> + Send,
 ) -> PyResult<T> {
     py.detach(|| guard(what, || f(backend)))
+}
+
+/// The auth index's text of Python strings, borrowed from them.
+fn auth_texts<'a>(ids: &'a [Bound<'_, PyString>]) -> PyResult<Vec<std::borrow::Cow<'a, str>>> {
+    ids.iter().map(|s| Ok(convert::auth_text(s.to_str()?))).collect()
 }
 
 fn id_list<'py>(py: Python<'py>, ids: impl IntoIterator<Item = GroupId>) -> PyResult<Bound<'py, PyList>> {
@@ -459,55 +464,51 @@ impl Store {
         Ok(run(py, "auth_mark", &engine, |e| e.auth_mark())?.map(|m| (m.min, m.max)))
     }
 
-    /// Synapse's `get_auth_chain_ids`.
+    /// Synapse's `get_auth_chain_ids`, as a new set. The ids are looked
+    /// up as the text Python holds (no copy, no parse, for Matrix ids).
     #[pyo3(signature = (room_id, event_ids, include_given = false))]
-    fn auth_chain(
+    fn auth_chain<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         room_id: &str,
-        event_ids: Vec<String>,
+        event_ids: Vec<Bound<'py, PyString>>,
         include_given: bool,
-    ) -> PyResult<Vec<String>> {
+    ) -> PyResult<Bound<'py, PySet>> {
         let room = convert::auth_room(room_id)?;
-        let events = event_ids
-            .iter()
-            .map(|e| convert::auth_event(e))
-            .collect::<PyResult<Vec<_>>>()?;
+        let events = auth_texts(&event_ids)?;
         let engine = self.backend()?;
         let chain = run(py, "auth_chain", &engine, |e| {
-            e.auth_chain(&room, &events, include_given)
+            e.auth_chain_text(&room, &events, include_given)
         })?;
-        Ok(chain.iter().map(convert::event_name).collect())
+        PySet::new(py, chain.iter().map(|n| convert::text_name(n)))
     }
 
     /// Synapse's `get_auth_chain_difference_extended`: `(difference,
-    /// subgraph)`, the subgraph None unless `conflicted` is given.
+    /// subgraph)` as new sets, the subgraph None unless `conflicted` is
+    /// given. Lists, not sets, come in: the engine needs no order (sorting
+    /// 10,000 ids into a set took most of a call).
     #[pyo3(signature = (room_id, state_sets, conflicted = None, additional = None))]
-    fn auth_chain_difference(
+    #[allow(clippy::type_complexity)]
+    fn auth_chain_difference<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         room_id: &str,
-        state_sets: Vec<Vec<String>>,
-        conflicted: Option<Vec<String>>,
-        additional: Option<Vec<String>>,
-    ) -> PyResult<(Vec<String>, Option<Vec<String>>)> {
+        state_sets: Vec<Vec<Bound<'py, PyString>>>,
+        conflicted: Option<Vec<Bound<'py, PyString>>>,
+        additional: Option<Vec<Bound<'py, PyString>>>,
+    ) -> PyResult<(Bound<'py, PySet>, Option<Bound<'py, PySet>>)> {
         let room = convert::auth_room(room_id)?;
-        // Lists, not sets: the engine needs no order (sorting 10,000 ids
-        // into a set took most of a call).
-        let list = |v: &[String]| -> PyResult<Vec<mxstate_api::EventId>> {
-            v.iter().map(|e| convert::auth_event(e)).collect()
-        };
-        let sets = state_sets.iter().map(|s| list(s)).collect::<PyResult<Vec<_>>>()?;
-        let conflicted = match conflicted {
+        let sets = state_sets.iter().map(|s| auth_texts(s)).collect::<PyResult<Vec<_>>>()?;
+        let conflicted = match &conflicted {
             None => None,
-            Some(c) => Some((list(&c)?, list(additional.as_deref().unwrap_or_default())?)),
+            Some(c) => Some((auth_texts(c)?, auth_texts(additional.as_deref().unwrap_or_default())?)),
         };
         let engine = self.backend()?;
-        let d = run(py, "auth_chain_difference", &engine, |e| {
-            e.auth_chain_difference(&room, &sets, conflicted.as_ref().map(|(c, a)| (c, a)))
+        let (difference, subgraph) = run(py, "auth_chain_difference", &engine, |e| {
+            e.auth_chain_difference_text(&room, &sets, conflicted.as_ref().map(|(c, a)| (c, a)))
         })?;
-        let out = |s: std::collections::BTreeSet<mxstate_api::EventId>| s.iter().map(convert::event_name).collect();
-        Ok((out(d.auth_difference), d.conflicted_subgraph.map(out)))
+        let set = |v: &[Arc<str>]| PySet::new(py, v.iter().map(|n| convert::text_name(n)));
+        Ok((set(&difference)?, subgraph.as_deref().map(set).transpose()?))
     }
 
     /// Deletes everything stored for a room (a room never seen is fine).

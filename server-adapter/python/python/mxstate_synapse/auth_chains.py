@@ -157,8 +157,8 @@ async def get_auth_chain_ids(
     mx = _mx(self.hs)
     if mx is None or not _ready(self.hs, mx):
         return await _ORIGINAL["chain"](self, room_id, event_ids, include_given)
-    chain = await defer_to_thread(self.hs.get_reactor(), mx.auth_chain, room_id, list(event_ids), include_given)
-    return set(chain)
+    # A new set, made by the extension.
+    return await defer_to_thread(self.hs.get_reactor(), mx.auth_chain, room_id, list(event_ids), include_given)
 
 
 async def get_auth_chain_difference_extended(
@@ -179,10 +179,8 @@ async def get_auth_chain_difference_extended(
     difference, subgraph = await defer_to_thread(
         self.hs.get_reactor(), mx.auth_chain_difference, room_id, sets, conflicted, additional
     )
-    return StateDifference(
-        auth_difference=set(difference),
-        conflicted_subgraph=None if subgraph is None else set(subgraph),
-    )
+    # New sets, made by the extension.
+    return StateDifference(auth_difference=difference, conflicted_subgraph=subgraph)
 
 
 def _ready(hs: "HomeServer", mx: Any) -> bool:

@@ -55,10 +55,42 @@ fn same_events(a: &[EventNid], b: &[EventNid]) -> bool {
 }
 
 /// Event ids split into the graph's local ids and those it does not name.
-struct Located<'a> {
+struct Located<'a, I> {
     local: Vec<u32>,
-    unknown: Vec<&'a EventId>,
+    unknown: Vec<&'a I>,
 }
+
+/// What the auth questions answer with: event ids, or their text (for a
+/// caller that only passes text on, such as the Synapse extension).
+trait AuthOut {
+    /// An event the graph names.
+    fn from_graph(name: &Arc<str>) -> Self;
+    /// An event the caller gave (as the caller's type made it).
+    fn from_given(text: &str) -> Self;
+}
+
+impl AuthOut for EventId {
+    fn from_graph(name: &Arc<str>) -> Self {
+        // The graph's ids were validated on the way in.
+        EventId::from_validated(name.clone())
+    }
+    fn from_given(text: &str) -> Self {
+        // Only reached with the caller's own `EventId`s (validated).
+        EventId::from_validated(Arc::from(text))
+    }
+}
+
+impl AuthOut for Arc<str> {
+    fn from_graph(name: &Arc<str>) -> Self {
+        name.clone()
+    }
+    fn from_given(text: &str) -> Self {
+        Arc::from(text)
+    }
+}
+
+/// The auth chain difference and the conflicted subgraph, unordered.
+type Difference<O> = (Vec<O>, Option<Vec<O>>);
 
 impl Engine {
     /// The graph of `room`, loaded if needed. Loading holds the writer, so
@@ -175,32 +207,6 @@ impl Engine {
         }
     }
 
-    fn locate<'a>(&self, graph: &AuthGraph, events: impl IntoIterator<Item = &'a EventId>) -> Result<Located<'a>> {
-        let mut out = Located {
-            local: Vec::new(),
-            unknown: Vec::new(),
-        };
-        for e in events {
-            match graph.by_name(e.as_str()) {
-                Some(l) => out.local.push(l),
-                None => out.unknown.push(e),
-            }
-        }
-        Ok(out)
-    }
-
-    /// The ids of `locals`, in local id order.
-    fn event_ids(&self, graph: &AuthGraph, locals: &RoaringBitmap) -> Result<Vec<EventId>> {
-        let mut ids = Vec::with_capacity(locals.len() as usize);
-        for l in locals {
-            let name = graph
-                .name(l)
-                .ok_or_else(|| Error::internal(format!("auth graph: event nid {} has no id", graph.nid(l))))?;
-            ids.push(EventId::from_validated(name.clone()));
-        }
-        Ok(ids)
-    }
-
     fn room_graph(&self, room: &RoomId) -> Result<Option<SharedGraph>> {
         match self.room_nid(room)? {
             Some(rn) => Ok(Some(self.auth_graph(rn)?)),
@@ -221,11 +227,30 @@ impl Engine {
     /// [`Engine::auth_chain`] in no order, each event once: what a caller
     /// that makes its own set (Synapse) needs, without sorting ids.
     pub fn auth_chain_unordered(&self, room: &RoomId, events: &[EventId], include_given: bool) -> Result<Vec<EventId>> {
-        let given = |out: &mut Vec<EventId>, skip: &dyn Fn(&EventId) -> bool| {
-            let mut seen: rustc_hash::FxHashSet<&EventId> = Default::default();
+        self.chain_of(room, events, include_given)
+    }
+
+    /// [`Engine::auth_chain_unordered`] of ids given as text, answered as
+    /// the text of ids: ids the graph names are looked up as they are,
+    /// never parsed (for a caller holding text, such as the Synapse
+    /// extension, parsing 70,000 ids was most of a question). An id the
+    /// graph does not name has no auth events.
+    pub fn auth_chain_of_text<I: AsRef<str>>(
+        &self,
+        room: &RoomId,
+        events: &[I],
+        include_given: bool,
+    ) -> Result<Vec<Arc<str>>> {
+        self.chain_of(room, events, include_given)
+    }
+
+    fn chain_of<I: AsRef<str>, O: AuthOut>(&self, room: &RoomId, events: &[I], include_given: bool) -> Result<Vec<O>> {
+        let given = |out: &mut Vec<O>, skip: &dyn Fn(&str) -> bool| {
+            let mut seen: rustc_hash::FxHashSet<&str> = Default::default();
             for e in events {
+                let e = e.as_ref();
                 if !skip(e) && seen.insert(e) {
-                    out.push(e.clone());
+                    out.push(O::from_given(e));
                 }
             }
         };
@@ -240,13 +265,11 @@ impl Engine {
         };
         let _shared = self.read_gate()?;
         let graph = graph.read().map_err(|_| Error::internal("auth graph lock poisoned"))?;
-        let at = self.locate(&graph, events)?;
+        let at = locate(&graph, events);
         let chain = graph.chain(&at.local);
-        let mut out = self.event_ids(&graph, &chain)?;
+        let mut out = names(&graph, &chain)?;
         if include_given {
-            given(&mut out, &|e| {
-                graph.by_name(e.as_str()).is_some_and(|l| chain.contains(l))
-            });
+            given(&mut out, &|e| graph.by_name(e).is_some_and(|l| chain.contains(l)));
         }
         Ok(out)
     }
@@ -281,6 +304,42 @@ impl Engine {
         for<'a> &'a S: IntoIterator<Item = &'a EventId>,
         for<'a> &'a C: IntoIterator<Item = &'a EventId>,
     {
+        let (difference, subgraph) = self.difference_of::<EventId, EventId, S, C>(room, state_sets, conflicted)?;
+        Ok(AuthDifference {
+            auth_difference: difference.into_iter().collect(),
+            conflicted_subgraph: subgraph.map(|s| s.into_iter().collect()),
+        })
+    }
+
+    /// [`Engine::auth_chain_difference_of`] of ids given as text, answered
+    /// as the text of ids, unordered (as [`Engine::auth_chain_of_text`]):
+    /// `(difference, conflicted subgraph)`.
+    pub fn auth_chain_difference_of_text<I, S, C>(
+        &self,
+        room: &RoomId,
+        state_sets: &[S],
+        conflicted: Option<(&C, &C)>,
+    ) -> Result<Difference<Arc<str>>>
+    where
+        I: AsRef<str>,
+        for<'a> &'a S: IntoIterator<Item = &'a I>,
+        for<'a> &'a C: IntoIterator<Item = &'a I>,
+    {
+        self.difference_of::<I, Arc<str>, S, C>(room, state_sets, conflicted)
+    }
+
+    fn difference_of<I, O, S, C>(
+        &self,
+        room: &RoomId,
+        state_sets: &[S],
+        conflicted: Option<(&C, &C)>,
+    ) -> Result<Difference<O>>
+    where
+        I: AsRef<str>,
+        O: AuthOut,
+        for<'a> &'a S: IntoIterator<Item = &'a I>,
+        for<'a> &'a C: IntoIterator<Item = &'a I>,
+    {
         let graph = match self.room_graph(room)? {
             Some(g) => g,
             None => std::sync::Arc::new(std::sync::RwLock::new(AuthGraph::default())),
@@ -288,9 +347,9 @@ impl Engine {
         let _shared = self.read_gate()?;
         let graph = graph.read().map_err(|_| Error::internal("auth graph lock poisoned"))?;
         let mut sets = Vec::with_capacity(state_sets.len());
-        let mut unknown: Vec<BTreeSet<&EventId>> = Vec::with_capacity(state_sets.len());
+        let mut unknown: Vec<BTreeSet<&str>> = Vec::with_capacity(state_sets.len());
         for s in state_sets {
-            let at = self.locate(&graph, s)?;
+            let at = locate(&graph, s);
             // One ordered build (inserting 70,000 ids one by one into a
             // bitmap cost as much as the walk).
             let mut bits = Bits::new(graph.event_count());
@@ -298,36 +357,32 @@ impl Engine {
                 bits.insert(l);
             }
             sets.push(bits.to_bitmap());
-            unknown.push(at.unknown.into_iter().collect());
+            unknown.push(at.unknown.into_iter().map(|e| e.as_ref()).collect());
         }
-        let mut auth_difference: BTreeSet<EventId> =
-            self.event_ids(&graph, &graph.difference(&sets))?.into_iter().collect();
+        let mut difference: Vec<O> = names(&graph, &graph.difference(&sets))?;
         // Events the graph does not name have no edges: each is in the
         // chains of exactly the sets holding it.
         if let Some((first, rest)) = unknown.split_first() {
-            let all: BTreeSet<&EventId> = rest.iter().fold(first.clone(), |acc, s| &acc & s);
-            for s in &unknown {
-                auth_difference.extend(s.difference(&all).map(|e| (*e).clone()));
-            }
+            let all: BTreeSet<&str> = rest.iter().fold(first.clone(), |acc, s| &acc & s);
+            let some: BTreeSet<&str> = unknown.iter().flatten().copied().collect();
+            difference.extend(some.difference(&all).map(|e| O::from_given(e)));
         }
-        let conflicted_subgraph = match conflicted {
+        let subgraph = match conflicted {
             None => None,
             Some((c, additional)) => {
-                let cs = self.locate(&graph, c)?;
-                let add = self.locate(&graph, additional)?;
+                let cs = locate(&graph, c);
+                let add = locate(&graph, additional);
                 let sub = graph.conflicted_subgraph(&Conflicted {
                     conflicted: cs.local,
                     additional: add.local,
                 });
-                let mut out: BTreeSet<EventId> = self.event_ids(&graph, &sub)?.into_iter().collect();
-                out.extend(cs.unknown.into_iter().cloned());
+                let mut out: Vec<O> = names(&graph, &sub)?;
+                let unknown: BTreeSet<&str> = cs.unknown.iter().map(|e| e.as_ref()).collect();
+                out.extend(unknown.into_iter().map(O::from_given));
                 Some(out)
             }
         };
-        Ok(AuthDifference {
-            auth_difference,
-            conflicted_subgraph,
-        })
+        Ok((difference, subgraph))
     }
 
     /// The rooms in whose auth index each of `events` was added (a scan of
@@ -364,4 +419,31 @@ impl Engine {
     pub(super) fn forget_auth_graph(&self, room: RoomNid) -> Result<()> {
         self.auth_graphs.remove(room)
     }
+}
+
+/// The local ids of `events` the graph names, and the others.
+fn locate<'a, I: AsRef<str> + 'a>(graph: &AuthGraph, events: impl IntoIterator<Item = &'a I>) -> Located<'a, I> {
+    let mut out = Located {
+        local: Vec::new(),
+        unknown: Vec::new(),
+    };
+    for e in events {
+        match graph.by_name(e.as_ref()) {
+            Some(l) => out.local.push(l),
+            None => out.unknown.push(e),
+        }
+    }
+    out
+}
+
+/// The ids of `locals`, in local id order.
+fn names<O: AuthOut>(graph: &AuthGraph, locals: &RoaringBitmap) -> Result<Vec<O>> {
+    let mut ids = Vec::with_capacity(locals.len() as usize);
+    for l in locals {
+        let name = graph
+            .name(l)
+            .ok_or_else(|| Error::internal(format!("auth graph: event nid {} has no id", graph.nid(l))))?;
+        ids.push(O::from_graph(name));
+    }
+    Ok(ids)
 }
