@@ -101,6 +101,17 @@ fn synth(members: u32, rounds: usize) {
         d.auth_difference.len(),
         diffs.as_secs_f64() * 1e3
     );
+    engine.compact().unwrap();
+    let s = engine.stats().unwrap();
+    let auth = s
+        .column_families
+        .iter()
+        .find(|c| c.name == "auth")
+        .map_or(0, |c| c.bytes);
+    println!(
+        "on disk after compaction: auth {auth} bytes = {:.2} bytes/event",
+        auth as f64 / n as f64
+    );
 }
 
 fn main() {
