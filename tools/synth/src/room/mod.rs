@@ -118,6 +118,8 @@ pub(crate) struct RoomGen {
     user_base: u64,
     widgets: u32,
     widget_salt: u64,
+    /// Whether auth events are wanted ([`SynthOptions::auth`]).
+    auth: bool,
     state_events_done: u64,
     since_fork: u32,
     head: Option<Node>,
@@ -148,6 +150,7 @@ impl RoomGen {
             user_base,
             widgets: 0,
             widget_salt,
+            auth: opts.auth,
             state_events_done: 0,
             since_fork: 0,
             head: None,
@@ -297,7 +300,7 @@ impl RoomGen {
         let slot = change.slot();
         out.state_slot = Some(slot);
         out.auth.clear();
-        if slot == Slot::Plain(CREATE) {
+        if !self.auth || slot == Slot::Plain(CREATE) {
             return;
         }
         let (sender, join) = match change {
