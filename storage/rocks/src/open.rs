@@ -18,6 +18,7 @@ pub fn open(path: &Path, opts: EngineOptions) -> Result<Engine> {
 pub fn open_with(path: &Path, opts: EngineOptions, rocks: &RocksConfig) -> Result<Engine> {
     let fresh = check_directory(path, opts.create)?;
     if !fresh {
+        check_manifest_record_types(path)?;
         let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).map_err(|e| match e.kind() {
             // A damaged MANIFEST (or a failing disk) is a damaged database,
             // not "not a database": keep RocksDB's kind (Corrupt, Backend).
@@ -96,6 +97,56 @@ fn options_name_our_families(path: &Path) -> bool {
     })
 }
 
+/// RocksDB's log record types that only recycled log files use (full,
+/// first, middle, last, user-defined timestamp size).
+const RECYCLABLE_TYPES: [u8; 5] = [5, 6, 7, 8, 11];
+
+/// Refuses a MANIFEST (the one `CURRENT` names) holding a record header
+/// of a recyclable type, which mxstate never writes (it does not recycle
+/// logs): a damaged byte. RocksDB's log reader, given such a header in a
+/// MANIFEST, can loop forever while listing column families (found by
+/// the corruption test: a flipped type byte, 6 instead of 1). Headers are
+/// walked in RocksDB's log format (32 KiB blocks, 7-byte headers: CRC,
+/// little-endian length, type) while they stay inside the file; whatever
+/// else is wrong is left to RocksDB, which reports it.
+fn check_manifest_record_types(path: &Path) -> Result<()> {
+    const BLOCK: usize = 32 * 1024;
+    const HEADER: usize = 7;
+    let Ok(current) = std::fs::read_to_string(path.join("CURRENT")) else {
+        return Ok(());
+    };
+    let name = current.trim_end();
+    if name.is_empty() || name.contains('/') {
+        return Ok(());
+    }
+    let manifest = path.join(name);
+    let Ok(bytes) = std::fs::read(&manifest) else {
+        return Ok(());
+    };
+    let mut pos = 0usize;
+    while pos + HEADER <= bytes.len() {
+        let left_in_block = BLOCK - pos % BLOCK;
+        if left_in_block < HEADER {
+            pos += left_in_block;
+            continue;
+        }
+        let len = usize::from(u16::from_le_bytes([bytes[pos + 4], bytes[pos + 5]]));
+        let kind = bytes[pos + 6];
+        if RECYCLABLE_TYPES.contains(&kind) {
+            return Err(Error::corrupt(
+                "MANIFEST record",
+                format!("{} at byte {pos}", manifest.display()),
+                format!("record type {kind} is only used by recycled logs"),
+            ));
+        }
+        if kind == 0 || pos + HEADER + len > bytes.len() {
+            break;
+        }
+        pos += HEADER + len;
+    }
+    Ok(())
+}
+
 /// Checks the directory; returns whether a new database is to be made.
 fn check_directory(path: &Path, create: bool) -> Result<bool> {
     let io = |source| Error::Io {
@@ -130,6 +181,29 @@ fn check_directory(path: &Path, create: bool) -> Result<bool> {
 mod tests {
     use super::*;
     use mxstate_api::ErrorKind;
+
+    /// A MANIFEST from the corruption test, whose flipped type byte made
+    /// RocksDB's column family listing loop forever: refused, promptly.
+    #[test]
+    fn a_manifest_record_of_a_recyclable_type_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifest-recyclable-type");
+        std::fs::copy(fixture, db.join("MANIFEST-000005")).unwrap();
+        std::fs::write(db.join("CURRENT"), "MANIFEST-000005\n").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let opened = db.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(open(&opened, EngineOptions::default()).map(|_| ()));
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("opening did not return within 60 s");
+        let err = result.expect_err("a damaged MANIFEST opened");
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("record type 6"), "{err}");
+    }
 
     #[test]
     fn another_rocksdb_database_is_not_ours() {
