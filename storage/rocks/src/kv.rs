@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 use mxstate_api::{Error, Result};
 use mxstate_engine::kv::{Batch, Cf, CfSize, KvMaintenance, KvStore, Op, Visit};
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, InfoLogger, LogLevel, Options, WriteOptions,
+    DB,
+};
 
 use crate::error::rocks;
 
@@ -68,6 +71,45 @@ fn cf_options(cache: &Cache, cf: Cf) -> Options {
     o
 }
 
+/// RocksDB's info log as `tracing` events (target `rocksdb`): warnings
+/// and errors only. The header level (the option dump written at every
+/// open) and the info level are dropped.
+fn info_logger() -> InfoLogger {
+    InfoLogger::new_callback_logger(LogLevel::Warn, |level, msg| {
+        let msg = msg.trim_end();
+        match level {
+            LogLevel::Warn => tracing::warn!(target: "rocksdb", "{msg}"),
+            LogLevel::Error | LogLevel::Fatal => tracing::error!(target: "rocksdb", "{msg}"),
+            LogLevel::Debug | LogLevel::Info | LogLevel::Header => {}
+        }
+    })
+}
+
+/// Removes every RocksDB `OPTIONS-<n>` file in `dir` but the newest.
+/// RocksDB writes one at each open and keeps two (77 KB each with our
+/// column families, as much as a small database's data); nothing reads
+/// them back when opening, and the newest still records the options for
+/// RocksDB's tools. Best effort: a file that cannot be removed is logged.
+fn prune_options_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.strip_prefix("OPTIONS-")?.parse::<u64>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    files.sort_unstable();
+    files.pop();
+    for (_, file) in files {
+        if let Err(e) = std::fs::remove_file(&file) {
+            tracing::warn!(target: "rocksdb", "could not remove the old options file {}: {e}", file.display());
+        }
+    }
+}
+
 impl RocksKv {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path, create: bool, config: &RocksConfig) -> Result<Self> {
@@ -81,11 +123,10 @@ impl RocksKv {
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_max_total_wal_size(256 << 20);
         db_opts.set_track_and_verify_wals_in_manifest(true);
-        // RocksDB's own info log: warnings and errors, a few small files
-        // (at the info level it writes ~150 KB of options at every open).
-        db_opts.set_log_level(rocksdb::LogLevel::Warn);
-        db_opts.set_keep_log_file_num(4);
-        db_opts.set_max_log_file_size(4 << 20);
+        // RocksDB's own info log goes to `tracing`, not to a `LOG` file in
+        // the database directory: that file held ~125 KB of option dumps per
+        // open (more than a small database's data) and grew with uptime.
+        db_opts.set_info_logger(info_logger());
         let cfs = Cf::ALL
             .iter()
             .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(&cache, cf)));
@@ -97,6 +138,7 @@ impl RocksKv {
                 rocks(e)
             }
         })?;
+        prune_options_files(path);
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(config.sync_writes);
         let mut deferred_opts = WriteOptions::default();

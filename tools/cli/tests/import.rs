@@ -286,3 +286,50 @@ fn import_from_stdin() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("groups stored          1198"));
     assert!(ok(&["verify", "--db", s(&db), s(&fixture())]).contains("checked 1198 of 1198 groups: 0 mismatches"));
 }
+
+/// The directory's bytes and the bytes of RocksDB's table files in it.
+fn dir_and_table_bytes(db: &Path) -> (u64, u64) {
+    let (mut all, mut tables) = (0, 0);
+    for e in std::fs::read_dir(db).unwrap() {
+        let e = e.unwrap();
+        let len = e.metadata().unwrap().len();
+        all += len;
+        if e.file_name().to_string_lossy().ends_with(".sst") {
+            tables += len;
+        }
+    }
+    (all, tables)
+}
+
+/// A small database stays small: RocksDB's info log goes to tracing (no
+/// `LOG` file), one OPTIONS file is kept, and reopening adds nothing that
+/// grows with uptime. The directory is at most twice its table files.
+#[test]
+fn small_database_directory_is_at_most_twice_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ok(&["import", "--quiet", "--db", s(&db), s(&fixture())]);
+    let (first, _) = dir_and_table_bytes(&db);
+    for _ in 0..5 {
+        ok(&["check", "--db", s(&db)]);
+    }
+    let names: Vec<String> = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("LOG")), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("OPTIONS-")).count(),
+        1,
+        "{names:?}"
+    );
+    let (all, tables) = dir_and_table_bytes(&db);
+    assert!(
+        all <= 2 * tables,
+        "directory {all} bytes, table files {tables} bytes: {names:?}"
+    );
+    assert!(
+        all <= first + first / 10,
+        "reopening grew the directory from {first} to {all} bytes"
+    );
+}
