@@ -320,6 +320,31 @@ impl Harness {
                 b.map_err(|e| e.to_string()),
                 "filter {f:?}"
             );
+            // The shared view through the trait: the same entries, each once.
+            for &g in &self.groups {
+                let a = self.model.state_for_groups(vec![g], f.clone()).await.map(|m| {
+                    let mut v: Vec<(String, String, String)> = m
+                        .get(&g)
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, e)| (k.event_type().into(), k.state_key().into(), e.as_str().into()))
+                        .collect();
+                    v.sort();
+                    v
+                });
+                let b = self.subject.store().state_view(g, f.clone()).await.map(|v| {
+                    let mut t: Vec<(String, String, String)> =
+                        v.iter().map(|(t, k, e)| (t.into(), k.into(), e.into())).collect();
+                    t.sort();
+                    assert_eq!(t.len(), v.len(), "group {g} filter {f:?}: view length");
+                    t
+                });
+                assert_eq!(
+                    a.map_err(|e| e.to_string()),
+                    b.map_err(|e| e.to_string()),
+                    "view of group {g}, filter {f:?}"
+                );
+            }
         }
         for &g in &self.groups {
             both!(self, s => s.state_group_delta(g)).ok();

@@ -1,4 +1,5 @@
-//! `Engine::state_view` answers exactly what `state_for_group` answers.
+//! `Engine::state_view` answers exactly what `state_for_group` answers,
+//! and `state_view_at_event` finds the event's group in the same call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -73,17 +74,18 @@ fn view_equals_map_for_every_group_and_filter() {
             assert_eq!(b.len(), view.len(), "group {g}: len");
             assert_eq!(a, b.into_iter().collect::<BTreeSet<_>>(), "group {g} filter {f:?}");
             assert_eq!(view.to_map(), map);
-            // The same entries, walked as loose entries plus visible section entries.
-            let mut c: Vec<(String, String, String)> = view
-                .loose()
-                .map(|(t, k, e)| (t.to_owned(), k.to_owned(), e.to_owned()))
-                .collect();
-            for sec in view.sections() {
-                let all: Vec<(&str, &str)> = sec.all().collect();
-                assert_eq!(all.len(), sec.len());
-                for i in sec.visible() {
-                    let (k, e) = all[i];
-                    c.push((sec.event_type().to_owned(), k.to_owned(), e.to_owned()));
+            // The same entries, walked part by part; whole snapshot sections
+            // carry their identity.
+            let mut c: Vec<(String, String, String)> = Vec::new();
+            for part in view.parts() {
+                let table = part.table();
+                if table.id().is_some() {
+                    assert!(table.single_type().is_some(), "a section has one type");
+                }
+                for i in part.visible() {
+                    let (t, k, e) = table.entry(i).unwrap();
+                    assert!(!e.is_empty(), "a visible entry has an event");
+                    c.push((t.to_owned(), k.to_owned(), e.to_owned()));
                 }
             }
             assert_eq!(c.len(), view.len(), "group {g}: sections and loose entries");
@@ -94,4 +96,13 @@ fn view_equals_map_for_every_group_and_filter() {
             );
         }
     }
+    let e = ev(7000 + 77);
+    engine.set_event_groups(&[(e.clone(), groups[78])]).unwrap();
+    let (g, view) = engine.state_view_at_event(&e, &StateFilter::all()).unwrap().unwrap();
+    assert_eq!(g, groups[78]);
+    assert_eq!(view.to_map(), engine.state_for_group(g, &StateFilter::all()).unwrap());
+    assert!(engine
+        .state_view_at_event(&ev(99_999), &StateFilter::all())
+        .unwrap()
+        .is_none());
 }

@@ -21,6 +21,7 @@ mod memory;
 mod ruma;
 mod state;
 mod store;
+mod view;
 
 pub use auth::{AuthDifference, AuthEvents, ConflictedSubgraph};
 pub use error::{BoxError, Error, ErrorKind, Result};
@@ -29,3 +30,4 @@ pub use ids::{EventId, GroupId, RoomId};
 pub use memory::MemoryStore;
 pub use state::{sorted_entries, GroupDelta, StateDelta, StateKey, StateMap};
 pub use store::{GroupContent, GroupWrite, StateStore};
+pub use view::{StateTable, StateView, TableId, ViewPart, Visible};

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::filter::StateFilter;
 use crate::ids::{EventId, GroupId, RoomId};
 use crate::state::{GroupDelta, StateDelta, StateMap};
+use crate::view::StateView;
 use async_trait::async_trait;
 
 /// The state of a group to store.
@@ -64,6 +65,27 @@ pub trait StateStore: Send + Sync {
 
     /// Synapse's `get_state_for_groups`: each group's state under `filter`.
     async fn state_for_groups(&self, groups: Vec<GroupId>, filter: StateFilter) -> Result<BTreeMap<GroupId, StateMap>>;
+
+    /// One group's state under `filter` as a [`StateView`]: shared tables,
+    /// no per-entry copy (the fast form of a full state). Fails with
+    /// [`Error::UnknownGroup`] as `state_for_groups` does.
+    async fn state_view(&self, group: GroupId, filter: StateFilter) -> Result<StateView> {
+        let mut states = self.state_for_groups(vec![group], filter).await?;
+        let state = states
+            .remove(&group)
+            .ok_or_else(|| Error::internal("state_for_groups left out the group it was asked for"))?;
+        Ok(StateView::from_map(&state))
+    }
+
+    /// The state at an event in one call: its group (as
+    /// `state_groups_for_events` finds it) and that group's state under
+    /// `filter`; `None` for an event with no group.
+    async fn state_view_at_event(&self, event: EventId, filter: StateFilter) -> Result<Option<(GroupId, StateView)>> {
+        let Some(&group) = self.state_groups_for_events(vec![event.clone()]).await?.get(&event) else {
+            return Ok(None);
+        };
+        Ok(Some((group, self.state_view(group, filter).await?)))
+    }
 
     /// Synapse's `get_state_group_delta`: prev group and delta as stored;
     /// `None` for a group stored with a full state.

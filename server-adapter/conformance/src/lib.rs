@@ -115,11 +115,22 @@ pub mod checks {
             .unwrap()
     }
     async fn full_state(s: &dyn StateStore, g: GroupId) -> StateMap {
-        s.state_for_groups(vec![g], StateFilter::all())
+        filtered(s, g, StateFilter::all()).await
+    }
+    /// `g`'s state under `f`, as a map; the shared view of the same read
+    /// must hold the same entries, each once.
+    async fn filtered(s: &dyn StateStore, g: GroupId, f: StateFilter) -> StateMap {
+        let map = s
+            .state_for_groups(vec![g], f.clone())
             .await
             .unwrap()
             .remove(&g)
-            .unwrap()
+            .unwrap();
+        let view = s.state_view(g, f.clone()).await.unwrap();
+        assert_eq!(view.len(), map.len(), "group {g}, {f:?}: view length");
+        assert_eq!(view.iter().count(), map.len(), "group {g}, {f:?}: view entries");
+        assert_eq!(view.to_map(), map, "group {g}, {f:?}: view");
+        map
     }
     fn storage_err(e: Error) -> Error {
         e
@@ -158,6 +169,8 @@ pub mod checks {
             .await
             .unwrap_err();
         assert!(matches!(storage_err(missing), Error::UnknownGroup(g) if g == g3 + 100));
+        let missing = s.state_view(g3 + 100, StateFilter::all()).await.unwrap_err();
+        assert!(matches!(storage_err(missing), Error::UnknownGroup(g) if g == g3 + 100));
     }
 
     pub async fn filters(s: &dyn StateStore) {
@@ -179,7 +192,7 @@ pub mod checks {
             delta(&[("m.room.member", "@u5:x", Some(1001)), ("m.room.name", "", Some(1002))]),
         )
         .await;
-        let get = |f: StateFilter| async move { s.state_for_groups(vec![g2], f).await.unwrap().remove(&g2).unwrap() };
+        let get = |f: StateFilter| async move { filtered(s, g2, f).await };
         let one = get(StateFilter::from_types([("m.room.power_levels", Some(""))])).await;
         assert_eq!(one, state(&[("m.room.power_levels", "", 2)]));
         let no_members = get(StateFilter::all_except_types(["m.room.member"])).await;
@@ -396,6 +409,21 @@ pub mod checks {
         assert_eq!(s.state_groups_for_events(vec![ev(3)]).await.unwrap()[&ev(3)], g1);
         let bad = s.set_state_groups_for_events(vec![(ev(4), 777)]).await.unwrap_err();
         assert!(matches!(storage_err(bad), Error::UnknownGroup(777)));
+        // The state at an event in one call.
+        let (g, at) = s.state_view_at_event(ev(2), StateFilter::all()).await.unwrap().unwrap();
+        assert_eq!(g, g2);
+        assert_eq!(at.to_map(), state(&[("a", "", 1), ("b", "", 2)]));
+        let (_, at) = s
+            .state_view_at_event(ev(2), StateFilter::from_types([("b", None)]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(at.to_map(), state(&[("b", "", 2)]));
+        assert!(s
+            .state_view_at_event(ev(77), StateFilter::all())
+            .await
+            .unwrap()
+            .is_none());
     }
 
     pub async fn current_state(s: &dyn StateStore) {

@@ -153,29 +153,43 @@ pub fn group_id(id: i64) -> PyResult<GroupId> {
 }
 
 /// A state view as a Python dict `{(type, state_key): event_id}`; whole
-/// snapshot sections insert the objects `sections` keeps for them.
+/// snapshot sections insert the objects `sections` keeps for them, other
+/// entries the objects kept by their interned ids.
 pub fn view_to_dict<'py>(
     py: Python<'py>,
     view: &StateView,
     sections: &mut SectionCache,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    for sec in view.sections() {
-        let objects = sections.get(py, &sec)?;
-        for i in sec.visible() {
-            let (Some(k), Some(e)) = (objects.keys.get(i), objects.events.get(i)) else {
+    for part in view.parts() {
+        let table = part.table();
+        if let Some(id) = table.id() {
+            let objects = sections.get(py, id, table)?;
+            for i in part.visible() {
+                let (Some(k), Some(e)) = (objects.keys.get(i), objects.events.get(i)) else {
+                    return Err(crate::errors::InternalError::new_err(format!(
+                        "section {id:?} has no entry {i}"
+                    )));
+                };
+                d.set_item(k.bind(py), e.bind(py))?;
+            }
+            continue;
+        }
+        for i in part.visible() {
+            let Some((t, k, e)) = table.entry(i) else {
                 return Err(crate::errors::InternalError::new_err(format!(
-                    "section {:?} has no entry {i}",
-                    sec.id()
+                    "a view's table has no entry {i}"
                 )));
             };
-            d.set_item(k.bind(py), e.bind(py))?;
+            match table.ids(i) {
+                Some((key_id, event_id)) => {
+                    let key = sections.key(py, key_id, t, k)?;
+                    let event = sections.event(py, event_id, e);
+                    d.set_item(key.bind(py), event.bind(py))?;
+                }
+                None => d.set_item(PyTuple::new(py, [t, k])?, e)?,
+            }
         }
-    }
-    for (key_id, event_id, t, k, e) in view.loose_with_ids() {
-        let key = sections.key(py, key_id, t, k)?;
-        let event = sections.event(py, event_id, e);
-        d.set_item(key.bind(py), event.bind(py))?;
     }
     Ok(d)
 }

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use mxstate_engine::SectionView;
+use mxstate_engine::{StateTable, TableId};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
@@ -70,23 +70,24 @@ impl SectionCache {
         o
     }
 
-    /// The Python objects of `sec`, made now if not kept.
-    pub fn get(&mut self, py: Python<'_>, sec: &SectionView<'_>) -> PyResult<Arc<PySection>> {
-        if let Some(s) = self.map.get(&sec.id()) {
+    /// The Python objects of section table `table` (identity `id`), made
+    /// now if not kept.
+    pub fn get(&mut self, py: Python<'_>, id: TableId, table: &StateTable) -> PyResult<Arc<PySection>> {
+        if let Some(s) = self.map.get(&id) {
             return Ok(s.clone());
         }
-        let ty = PyString::new(py, sec.event_type());
-        let mut keys = Vec::with_capacity(sec.len());
-        let mut events = Vec::with_capacity(sec.len());
-        for (k, e) in sec.all() {
+        let ty = PyString::new(py, table.single_type().unwrap_or_default());
+        let mut keys = Vec::with_capacity(table.len());
+        let mut events = Vec::with_capacity(table.len());
+        for (_, k, e) in (0..table.len()).filter_map(|i| table.entry(i)) {
             keys.push(PyTuple::new(py, [ty.clone(), PyString::new(py, k)])?.unbind());
             events.push(PyString::new(py, e).unbind());
         }
         let s = Arc::new(PySection { keys, events });
-        if sec.len() <= self.limit {
-            self.entries += sec.len();
-            self.map.insert(sec.id(), s.clone());
-            self.order.push_back(sec.id());
+        if table.len() <= self.limit {
+            self.entries += table.len();
+            self.map.insert(id, s.clone());
+            self.order.push_back(id);
             while self.entries > self.limit {
                 let Some(old) = self.order.pop_front() else { break };
                 if let Some(gone) = self.map.remove(&old) {

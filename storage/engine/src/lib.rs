@@ -31,13 +31,12 @@ pub use check::{CheckReport, Problem};
 pub use engine::{AuthMark, CfStats, Engine, EngineOptions, ExportGroup, Stats};
 pub use format::record::{decode_record, Record};
 pub use kv::{KvMaintenance, KvStore, MemKv};
-pub use read::{SectionView, StateView};
 pub use store::EngineStore;
 pub use write::{ChainPolicy, GroupState, NewGroup};
 
 pub use mxstate_api::{
     sorted_entries, Error, ErrorKind, EventId, GroupDelta, GroupId, Result, RoomId, StateDelta, StateFilter, StateKey,
-    StateMap,
+    StateMap, StateTable, StateView, TableId, ViewPart, Visible,
 };
 
 #[cfg(test)]

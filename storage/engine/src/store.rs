@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mxstate_api::{
     AuthDifference, AuthEvents, ConflictedSubgraph, Error, EventId, GroupContent, GroupDelta, GroupId, GroupWrite,
-    Result, RoomId, StateFilter, StateMap, StateStore,
+    Result, RoomId, StateFilter, StateMap, StateStore, StateView,
 };
 
 use crate::engine::Engine;
@@ -61,6 +61,14 @@ impl StateStore for EngineStore {
 
     async fn state_for_groups(&self, groups: Vec<GroupId>, filter: StateFilter) -> Result<BTreeMap<GroupId, StateMap>> {
         self.run(move |e| e.state_for_groups(&groups, &filter)).await
+    }
+
+    async fn state_view(&self, group: GroupId, filter: StateFilter) -> Result<StateView> {
+        self.run(move |e| e.state_view(group, &filter)).await
+    }
+
+    async fn state_view_at_event(&self, event: EventId, filter: StateFilter) -> Result<Option<(GroupId, StateView)>> {
+        self.run(move |e| e.state_view_at_event(&event, &filter)).await
     }
 
     async fn state_group_delta(&self, group: GroupId) -> Result<Option<GroupDelta>> {

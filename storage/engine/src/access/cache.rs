@@ -5,6 +5,8 @@ use std::sync::Arc;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
+use mxstate_api::StateTable;
+
 use crate::format::group::GroupRecord;
 use crate::format::keys::{StrKind, TypeNid};
 use crate::format::snapshot::{Section, SnapHeader};
@@ -30,23 +32,15 @@ impl Weighed for Arc<Section> {
         32 + 12 * self.skeys.len() as u64
     }
 }
-/// A snapshot section's strings, resolved once: state keys and events in
-/// the section's order.
-pub struct SectionStrings {
-    pub skeys: Vec<Arc<str>>,
-    pub events: Vec<Arc<str>>,
-}
-
-impl Weighed for Arc<SectionStrings> {
+impl Weighed for Arc<StateTable> {
     fn weight(&self) -> u64 {
-        // The strings are shared with the string caches; count the pointers.
-        32 + 32 * self.skeys.len() as u64
+        StateTable::weight(self)
     }
 }
 
 impl Weighed for Arc<Chain> {
     fn weight(&self) -> u64 {
-        48 + 8 * self.deltas.len() as u64
+        48 + 16 * self.deltas.len() as u64
     }
 }
 
@@ -83,7 +77,11 @@ pub struct Caches {
     pub records: WCache<u64, Arc<GroupRecord>>,
     pub sections: WCache<(u64, TypeNid), Arc<Section>>,
     pub headers: WCache<u64, Arc<SnapHeader>>,
-    pub section_strings: WCache<(u64, TypeNid), Arc<SectionStrings>>,
+    /// Snapshot sections with their strings, as views share them.
+    pub section_tables: WCache<(u64, TypeNid), Arc<StateTable>>,
+    /// Delta records with their strings, by group id; an entry is dropped
+    /// when its group's record is rewritten.
+    pub delta_tables: WCache<u64, Arc<StateTable>>,
     /// Physical chains of committed groups; cleared when a purge rewrites records.
     pub chains: WCache<u64, Arc<Chain>>,
     /// `(kind, text) -> nid`, one cache per kind.
@@ -109,7 +107,8 @@ impl Caches {
             records: cache(part * 2),
             sections: cache(part * 3),
             headers: cache(part / 4),
-            section_strings: cache(part * 3),
+            section_tables: cache(part * 2),
+            delta_tables: cache(part),
             chains: cache(part),
             to_nid: std::array::from_fn(|_| cache(part)),
             to_str: std::array::from_fn(|_| cache(part)),

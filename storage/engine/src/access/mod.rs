@@ -6,6 +6,6 @@ mod committed;
 pub mod intern;
 mod source;
 
-pub use cache::{Caches, SectionStrings};
+pub use cache::Caches;
 pub use committed::Committed;
 pub use source::{at, chain_of, Chain, Source};

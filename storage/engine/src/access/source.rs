@@ -17,6 +17,8 @@ const MAX_HOPS: usize = 1 << 16;
 /// A group's physical chain: deltas nearest first, then the snapshot.
 pub struct Chain {
     pub deltas: Vec<Arc<GroupRecord>>,
+    /// The group id of each delta record, in the same order.
+    pub groups: Vec<u64>,
     pub snap: u64,
 }
 
@@ -42,13 +44,20 @@ pub trait Source {
 
 /// Walks the physical chain of group `g`.
 pub fn chain_of<S: Source + ?Sized>(src: &S, g: u64) -> Result<Chain> {
-    let mut deltas = Vec::new();
+    let (mut deltas, mut groups) = (Vec::new(), Vec::new());
     let mut cur = g;
     loop {
         let rec = src.existing(cur)?;
         match &rec.physical {
-            Physical::Snapshot(s) => return Ok(Chain { deltas, snap: *s }),
+            Physical::Snapshot(s) => {
+                return Ok(Chain {
+                    deltas,
+                    groups,
+                    snap: *s,
+                })
+            }
             Physical::Delta { base, .. } => {
+                groups.push(cur);
                 cur = *base;
                 deltas.push(rec);
             }

@@ -2,14 +2,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mxstate_api::{Error, GroupDelta, GroupId, Result, RoomId, StateFilter, StateKey, StateMap};
+use mxstate_api::{Error, EventId, GroupDelta, GroupId, Result, RoomId, StateFilter, StateKey, StateMap, StateView};
 
 use crate::access::Source;
 use crate::format::group::GroupRecord;
 use crate::format::keys;
 use crate::format::keys::{ikey_skey, ikey_type, StrKind};
+use crate::format::values;
 use crate::kv::Cf;
-use crate::read::{resolve, StateView};
+use crate::read::resolve;
 use crate::write::room_index;
 use crate::write::store::{store_group, Latest};
 use crate::write::NewGroup;
@@ -149,6 +150,25 @@ impl Engine {
             return Err(Error::UnknownGroup(group));
         }
         self.view(resolve::resolve(&src, group, &f)?)
+    }
+
+    /// The state at `event` in one call: the event's group and that group's
+    /// state under `filter` as a view; `None` for an event with no group.
+    pub fn state_view_at_event(&self, event: &EventId, filter: &StateFilter) -> Result<Option<(GroupId, StateView)>> {
+        let _shared = self.read_gate()?;
+        let Some(n) = self.lookup(StrKind::Event, event.as_str())? else {
+            return Ok(None);
+        };
+        let Some(v) = self.kv.get(Cf::EventGroups, &keys::event_key(n))? else {
+            return Ok(None);
+        };
+        let group = values::decode_event_group(&v)?;
+        let f = self.ifilter(filter)?;
+        let src = self.committed();
+        if src.existing(group)?.ghost {
+            return Err(Error::UnknownGroup(group));
+        }
+        Ok(Some((group, self.view(resolve::resolve(&src, group, &f)?)?)))
     }
 
     /// The prev group and the delta as the caller stored them; `None` for a

@@ -4,74 +4,131 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use mxstate_api::{Error, EventId, Result, StateKey, StateMap};
+use mxstate_api::{Error, EventId, Result, StateKey, StateMap, StateTable, StateView, Visible};
 
-use crate::access::{intern, SectionStrings};
-use crate::format::keys::{ikey_skey, ikey_type, EventNid, IKey, StrKind};
-use crate::read::resolve::{Resolved, SectionPart};
-use crate::read::view::{LooseEntry, StateView, ViewPart};
+use crate::access::intern;
+use crate::format::group::Physical;
+use crate::format::keys::{ikey, ikey_skey, ikey_type, EventNid, IKey, StrKind};
+use crate::read::resolve::{DeltaPart, Resolved, SectionPart};
 
 use super::Engine;
 
+/// `(type, state_key, event_id)` of one entry.
+type Texts = (Arc<str>, Arc<str>, Arc<str>);
+
 impl Engine {
-    /// A resolved state as a view over cached section strings.
+    /// A resolved state as a view over cached tables: one per snapshot
+    /// section and one per delta record, each resolved to strings once.
     pub(super) fn view(&self, r: Resolved) -> Result<StateView> {
-        let loose = self.resolve_loose(&r.loose)?;
-        let mut len = loose.len();
-        // Entries of the sections that a nearer delta decided, per type.
-        let mut hidden: FxHashMap<u32, usize> = FxHashMap::default();
-        if !r.shadowed.is_empty() {
-            let by_type: FxHashMap<u32, &SectionPart> = r.sections.iter().map(|p| (p.t, p)).collect();
-            for &k in r.shadowed.keys() {
-                if let Some(p) = by_type.get(&ikey_type(k)) {
-                    if p.sec.get(ikey_skey(k)).is_some() {
-                        *hidden.entry(p.t).or_default() += 1;
-                    }
-                }
-            }
+        let mut parts = Vec::with_capacity(r.sections.len() + r.deltas.len() + 1);
+        if !r.loose.is_empty() {
+            parts.push((Arc::new(self.table_of(&r.loose)?), Visible::All));
         }
-        let mut parts = Vec::with_capacity(r.sections.len());
+        for d in &r.deltas {
+            parts.push((self.delta_table(d)?, Visible::Only(d.visible.clone())));
+        }
         for part in &r.sections {
-            let ty = self.text(StrKind::Type, u64::from(part.t))?;
-            let strings = self.section_strings(part)?;
-            len += part.sec.skeys.len() - hidden.get(&part.t).copied().unwrap_or(0);
-            parts.push(ViewPart {
-                snap: part.snap,
-                t: part.t,
-                ty,
-                sec: part.sec.clone(),
-                strings,
-            });
+            let hidden = r.hidden_in(part);
+            let visible = if hidden.is_empty() {
+                Visible::All
+            } else {
+                Visible::Except(hidden)
+            };
+            parts.push((self.section_table(part)?, visible));
         }
-        Ok(StateView {
-            loose,
-            parts,
-            shadowed: r.shadowed,
-            len,
-        })
+        Ok(StateView::new(parts))
     }
 
-    /// The strings of a snapshot section, resolved once and cached.
-    fn section_strings(&self, part: &SectionPart) -> Result<Arc<SectionStrings>> {
-        if let Some(s) = self.caches.section_strings.get(&(part.snap, part.t)) {
-            return Ok(s);
+    /// A snapshot section with its strings, resolved once and cached.
+    fn section_table(&self, part: &SectionPart) -> Result<Arc<StateTable>> {
+        if let Some(t) = self.caches.section_tables.get(&(part.snap, part.t)) {
+            return Ok(t);
         }
         let skeys: Vec<u64> = part.sec.skeys.iter().map(|&s| u64::from(s)).collect();
-        let strings = Arc::new(SectionStrings {
-            skeys: intern::resolve(&*self.kv, &self.caches, StrKind::Skey, &skeys)?,
-            events: intern::resolve(&*self.kv, &self.caches, StrKind::Event, &part.sec.events)?,
-        });
-        self.caches.section_strings.insert((part.snap, part.t), strings.clone());
-        Ok(strings)
+        let ids = part
+            .sec
+            .skeys
+            .iter()
+            .zip(&part.sec.events)
+            .map(|(&s, &e)| (ikey(part.t, s), e))
+            .collect();
+        let table = Arc::new(StateTable::of_type(
+            Some((part.snap, part.t)),
+            self.text(StrKind::Type, u64::from(part.t))?,
+            intern::resolve(&*self.kv, &self.caches, StrKind::Skey, &skeys)?,
+            intern::resolve(&*self.kv, &self.caches, StrKind::Event, &part.sec.events)?,
+            ids,
+        ));
+        self.caches.section_tables.insert((part.snap, part.t), table.clone());
+        Ok(table)
     }
 
-    /// The text of one interned id.
-    pub(super) fn text(&self, kind: StrKind, nid: u64) -> Result<Arc<str>> {
-        intern::resolve_one(&*self.kv, &self.caches, kind, nid)
+    /// A delta record with its strings, resolved once and cached by group.
+    /// Entry `i` is the physical delta's entry `i`; a removal has an empty
+    /// event id and is never visible.
+    fn delta_table(&self, part: &DeltaPart) -> Result<Arc<StateTable>> {
+        if let Some(t) = self.caches.delta_tables.get(&part.g) {
+            return Ok(t);
+        }
+        let delta: &[(IKey, Option<EventNid>)] = match &part.rec.physical {
+            Physical::Delta { delta, .. } => delta,
+            Physical::Snapshot(_) => &[],
+        };
+        let set: Vec<(IKey, EventNid)> = delta.iter().filter_map(|&(k, v)| Some((k, v?))).collect();
+        let mut resolved = self.table_parts(&set)?.into_iter();
+        let empty: Arc<str> = Arc::from("");
+        let (mut types, mut type_of, mut skeys, mut events, mut ids) = (
+            Vec::new(),
+            Vec::with_capacity(delta.len()),
+            Vec::with_capacity(delta.len()),
+            Vec::with_capacity(delta.len()),
+            Vec::with_capacity(delta.len()),
+        );
+        let mut type_index: FxHashMap<u32, u32> = FxHashMap::default();
+        for &(k, v) in delta {
+            let (ty, skey, ev) = match v {
+                Some(_) => resolved
+                    .next()
+                    .ok_or_else(|| Error::internal("a delta entry resolved above is missing"))?,
+                None => (
+                    self.text(StrKind::Type, u64::from(ikey_type(k)))?,
+                    self.text(StrKind::Skey, u64::from(ikey_skey(k)))?,
+                    empty.clone(),
+                ),
+            };
+            let t = *type_index.entry(ikey_type(k)).or_insert_with(|| {
+                types.push(ty);
+                u32::try_from(types.len() - 1).unwrap_or(u32::MAX)
+            });
+            type_of.push(t);
+            skeys.push(skey);
+            events.push(ev);
+            ids.push((k, v.unwrap_or(0)));
+        }
+        let table = Arc::new(StateTable::of_types(types, type_of, skeys, events, ids));
+        self.caches.delta_tables.insert(part.g, table.clone());
+        Ok(table)
     }
 
-    /// Interned entries with their strings.
-    fn resolve_loose(&self, entries: &[(IKey, EventNid)]) -> Result<Vec<LooseEntry>> {
+    /// A fresh table of interned entries (point lookups).
+    fn table_of(&self, entries: &[(IKey, EventNid)]) -> Result<StateTable> {
+        let (mut types, mut type_of, mut skeys, mut events) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut type_index: FxHashMap<u32, u32> = FxHashMap::default();
+        for (&(k, _), (ty, skey, ev)) in entries.iter().zip(self.table_parts(entries)?) {
+            let t = *type_index.entry(ikey_type(k)).or_insert_with(|| {
+                types.push(ty);
+                u32::try_from(types.len() - 1).unwrap_or(u32::MAX)
+            });
+            type_of.push(t);
+            skeys.push(skey);
+            events.push(ev);
+        }
+        let ids = entries.to_vec();
+        Ok(StateTable::of_types(types, type_of, skeys, events, ids))
+    }
+
+    /// The strings of interned entries: `(type, state_key, event_id)`.
+    fn table_parts(&self, entries: &[(IKey, EventNid)]) -> Result<Vec<Texts>> {
         let mut types: FxHashMap<u32, Arc<str>> = FxHashMap::default();
         for &(k, _) in entries {
             if let std::collections::hash_map::Entry::Vacant(slot) = types.entry(ikey_type(k)) {
@@ -83,20 +140,19 @@ impl Engine {
         let events: Vec<u64> = entries.iter().map(|&(_, e)| e).collect();
         let events = intern::resolve(&*self.kv, &self.caches, StrKind::Event, &events)?;
         let mut out = Vec::with_capacity(entries.len());
-        for ((&(key, event), skey), ev) in entries.iter().zip(skeys).zip(events) {
+        for ((&(key, _), skey), ev) in entries.iter().zip(skeys).zip(events) {
             let ty = types
                 .get(&ikey_type(key))
                 .cloned()
                 .ok_or_else(|| Error::internal(format!("type nid {} resolved above is missing", ikey_type(key))))?;
-            out.push(LooseEntry {
-                key,
-                event,
-                ty,
-                skey,
-                ev,
-            });
+            out.push((ty, skey, ev));
         }
         Ok(out)
+    }
+
+    /// The text of one interned id.
+    pub(super) fn text(&self, kind: StrKind, nid: u64) -> Result<Arc<str>> {
+        intern::resolve_one(&*self.kv, &self.caches, kind, nid)
     }
 
     /// Interned entries to strings.

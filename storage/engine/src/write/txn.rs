@@ -527,6 +527,7 @@ impl CacheUpdate {
             caches.remember(kind, n, Arc::from(s));
         }
         for (g, r) in self.records {
+            caches.delta_tables.remove(&g);
             match r {
                 Some(r) => caches.records.insert(g, r),
                 None => {
@@ -547,10 +548,12 @@ impl CacheUpdate {
         }
         if self.clear_chains {
             caches.chains.clear();
+            caches.delta_tables.clear();
         }
         if !self.dropped_sections.is_empty() {
             let dropped: FxHashSet<u64> = self.dropped_sections.into_iter().collect();
             caches.sections.retain(|k, _| !dropped.contains(&k.0));
+            caches.section_tables.retain(|k, _| !dropped.contains(&k.0));
         }
     }
 }
