@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use mxstate_api::StateStore;
 use mxstate_engine::{
-    Engine, EngineOptions, EventId, GroupId, GroupState, NewGroup, RoomId, StateDelta, StateFilter, StateKey, StateMap,
-    Stats,
+    Engine, EngineOptions, EngineStore, EventId, GroupId, GroupState, NewGroup, RoomId, StateDelta, StateFilter,
+    StateKey, StateMap, StateView, Stats,
 };
 use mxstate_synapse_dump::{DumpReader, Include};
 use mxstate_synapse_import::{ImportSummary, Importer};
@@ -112,14 +113,30 @@ pub fn read(engine: &Engine, filter: &StateFilter, group: i64) -> Res<(Duration,
     Ok((t.elapsed(), state))
 }
 
-/// One timed `state_view` (snapshot sections shared with the caches, not
-/// copied); returns the time and the number of entries.
-pub fn read_view(engine: &Engine, filter: &StateFilter, group: i64) -> Res<(Duration, usize)> {
+/// One timed `StateStore::state_view` through the async trait, as a
+/// homeserver calls it (the engine's work runs on the runtime's blocking
+/// pool): shared tables, no per-entry copy.
+pub fn read_view(
+    rt: &tokio::runtime::Runtime,
+    store: &EngineStore,
+    filter: &StateFilter,
+    group: i64,
+) -> Res<(Duration, StateView)> {
     let g = GroupId::try_from(group)?;
     let t = Instant::now();
-    let view = engine.state_view(g, filter)?;
+    let view = rt.block_on(store.state_view(g, filter.clone()))?;
     let d = t.elapsed();
-    Ok((d, view.len()))
+    Ok((d, view))
+}
+
+/// A view as sorted triples.
+pub fn view_triples(view: &StateView) -> Vec<Triple> {
+    let mut v: Vec<Triple> = view
+        .iter()
+        .map(|(t, k, e)| (t.to_owned(), k.to_owned(), e.to_owned()))
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 /// A state as sorted triples.

@@ -163,10 +163,10 @@ impl StateTable {
 pub enum Visible {
     /// Every entry.
     All,
-    /// Every entry but these indexes (ascending).
-    Except(Vec<u32>),
-    /// Only these indexes (ascending).
-    Only(Vec<u32>),
+    /// Every entry but these indexes (ascending; shared between views).
+    Except(Arc<[u32]>),
+    /// Only these indexes (ascending; shared between views).
+    Only(Arc<[u32]>),
 }
 
 impl Visible {
@@ -338,11 +338,11 @@ mod tests {
         let t = table(5);
         let all = StateView::new(vec![(t.clone(), Visible::All)]);
         assert_eq!(all.len(), 5);
-        let except = StateView::new(vec![(t.clone(), Visible::Except(vec![0, 3]))]);
+        let except = StateView::new(vec![(t.clone(), Visible::Except(vec![0, 3].into()))]);
         let keys: Vec<&str> = except.iter().map(|(_, k, _)| k).collect();
         assert_eq!(keys, ["@u1:x", "@u2:x", "@u4:x"]);
         assert_eq!(except.len(), 3);
-        let only = StateView::new(vec![(t.clone(), Visible::Only(vec![1, 4]))]);
+        let only = StateView::new(vec![(t.clone(), Visible::Only(vec![1, 4].into()))]);
         let keys: Vec<&str> = only.iter().map(|(_, k, _)| k).collect();
         assert_eq!(keys, ["@u1:x", "@u4:x"]);
         assert_eq!(only.to_map().len(), 2);

@@ -10,6 +10,7 @@ use mxstate_api::StateTable;
 use crate::format::group::GroupRecord;
 use crate::format::keys::{StrKind, TypeNid};
 use crate::format::snapshot::{Section, SnapHeader};
+use crate::read::resolve::{Base, Bases};
 
 use super::source::Chain;
 
@@ -35,6 +36,12 @@ impl Weighed for Arc<Section> {
 impl Weighed for Arc<StateTable> {
     fn weight(&self) -> u64 {
         StateTable::weight(self)
+    }
+}
+
+impl Weighed for Arc<Base> {
+    fn weight(&self) -> u64 {
+        Base::weight(self)
     }
 }
 
@@ -82,6 +89,9 @@ pub struct Caches {
     /// Delta records with their strings, by group id; an entry is dropped
     /// when its group's record is rewritten.
     pub delta_tables: WCache<u64, Arc<StateTable>>,
+    /// Resolved full states of checkpoints, by group id; dropped with the
+    /// chains, and when the group's record is rewritten.
+    pub bases: WCache<u64, Arc<Base>>,
     /// Physical chains of committed groups; cleared when a purge rewrites records.
     pub chains: WCache<u64, Arc<Chain>>,
     /// `(kind, text) -> nid`, one cache per kind.
@@ -109,6 +119,7 @@ impl Caches {
             headers: cache(part / 4),
             section_tables: cache(part * 2),
             delta_tables: cache(part),
+            bases: cache(part),
             chains: cache(part),
             to_nid: std::array::from_fn(|_| cache(part)),
             to_str: std::array::from_fn(|_| cache(part)),
@@ -130,5 +141,14 @@ impl Caches {
     /// Remembers `nid -> text` only.
     pub fn remember_text(&self, kind: StrKind, nid: u64, s: Arc<str>) {
         self.to_str[slot(kind)].insert(nid, s);
+    }
+}
+
+impl Bases for Caches {
+    fn get(&self, g: u64) -> Option<Arc<Base>> {
+        self.bases.get(&g)
+    }
+    fn insert(&self, g: u64, base: Arc<Base>) {
+        self.bases.insert(g, base);
     }
 }

@@ -10,7 +10,6 @@ use crate::format::keys;
 use crate::format::keys::{ikey_skey, ikey_type, StrKind};
 use crate::format::values;
 use crate::kv::Cf;
-use crate::read::resolve;
 use crate::write::room_index;
 use crate::write::store::{store_group, Latest};
 use crate::write::NewGroup;
@@ -127,7 +126,7 @@ impl Engine {
             if src.existing(g)?.ghost {
                 return Err(Error::UnknownGroup(g));
             }
-            let resolved = resolve::resolve(&src, g, &f)?;
+            let resolved = self.resolved(&src, g, &f)?;
             out.insert(g, self.view(resolved)?.to_map());
         }
         Ok(out)
@@ -149,7 +148,7 @@ impl Engine {
         if src.existing(group)?.ghost {
             return Err(Error::UnknownGroup(group));
         }
-        self.view(resolve::resolve(&src, group, &f)?)
+        self.view(self.resolved(&src, group, &f)?)
     }
 
     /// The state at `event` in one call: the event's group and that group's
@@ -168,7 +167,7 @@ impl Engine {
         if src.existing(group)?.ghost {
             return Err(Error::UnknownGroup(group));
         }
-        Ok(Some((group, self.view(resolve::resolve(&src, group, &f)?)?)))
+        Ok(Some((group, self.view(self.resolved(&src, group, &f)?)?)))
     }
 
     /// The prev group and the delta as the caller stored them; `None` for a

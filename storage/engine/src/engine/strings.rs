@@ -7,9 +7,11 @@ use rustc_hash::FxHashMap;
 use mxstate_api::{Error, EventId, Result, StateKey, StateMap, StateTable, StateView, Visible};
 
 use crate::access::intern;
+use crate::access::Source;
 use crate::format::group::Physical;
 use crate::format::keys::{ikey, ikey_skey, ikey_type, EventNid, IKey, StrKind};
-use crate::read::resolve::{DeltaPart, Resolved, SectionPart};
+use crate::read::resolve::{self, DeltaPart, Resolved, SectionPart};
+use crate::read::IFilter;
 
 use super::Engine;
 
@@ -17,6 +19,16 @@ use super::Engine;
 type Texts = (Arc<str>, Arc<str>, Arc<str>);
 
 impl Engine {
+    /// Group `g`'s state under `f`, resolved: a full state on the cached
+    /// base of its nearest checkpoint.
+    pub(super) fn resolved(&self, src: &dyn Source, g: u64, f: &IFilter) -> Result<Resolved> {
+        if f.is_all() {
+            resolve::resolve_full(src, &self.caches, g)
+        } else {
+            resolve::resolve(src, g, f)
+        }
+    }
+
     /// A resolved state as a view over cached tables: one per snapshot
     /// section and one per delta record, each resolved to strings once.
     pub(super) fn view(&self, r: Resolved) -> Result<StateView> {
@@ -28,11 +40,10 @@ impl Engine {
             parts.push((self.delta_table(d)?, Visible::Only(d.visible.clone())));
         }
         for part in &r.sections {
-            let hidden = r.hidden_in(part);
-            let visible = if hidden.is_empty() {
+            let visible = if part.hidden.is_empty() {
                 Visible::All
             } else {
-                Visible::Except(hidden)
+                Visible::Except(part.hidden.clone())
             };
             parts.push((self.section_table(part)?, visible));
         }

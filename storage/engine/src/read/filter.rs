@@ -57,6 +57,11 @@ impl IFilter {
     }
 
     /// Everything.
+    /// Whether the filter takes every entry.
+    pub fn is_all(&self) -> bool {
+        self.include_others && self.types.values().all(|s| matches!(s, IScope::All))
+    }
+
     pub fn all() -> Self {
         IFilter {
             types: FxHashMap::default(),

@@ -528,6 +528,7 @@ impl CacheUpdate {
         }
         for (g, r) in self.records {
             caches.delta_tables.remove(&g);
+            caches.bases.remove(&g);
             match r {
                 Some(r) => caches.records.insert(g, r),
                 None => {
@@ -549,6 +550,7 @@ impl CacheUpdate {
         if self.clear_chains {
             caches.chains.clear();
             caches.delta_tables.clear();
+            caches.bases.clear();
         }
         if !self.dropped_sections.is_empty() {
             let dropped: FxHashSet<u64> = self.dropped_sections.into_iter().collect();
