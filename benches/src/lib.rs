@@ -28,7 +28,13 @@ pub fn member(n: u64) -> StateKey {
 /// state, then `churn` one-entry membership deltas stored in batches.
 pub fn build_room(members: u64, churn: u64) -> Room {
     let dir = tempfile::tempdir().unwrap();
-    let engine = mxstate_rocks::open(&dir.path().join("db"), EngineOptions::default()).unwrap();
+    // Writes without a sync each: the benchmarks measure the engine, not
+    // the disk's flush (mxstate's default syncs every write).
+    let rocks = mxstate_rocks::RocksConfig {
+        sync_writes: false,
+        ..Default::default()
+    };
+    let engine = mxstate_rocks::open_with(&dir.path().join("db"), EngineOptions::default(), &rocks).unwrap();
     let room = RoomId::parse("!bench:bench.example").unwrap();
     let mut state = StateMap::default();
     for (i, t) in [

@@ -540,7 +540,7 @@ fn run(args: &Args) -> Res<()> {
     );
     println!(
         "* Durability: PostgreSQL runs with fsync=off, synchronous_commit=off, full_page_writes=off; \
-         RocksDB writes without fsync of the WAL (the default)."
+         RocksDB writes without fsync of the WAL (`sync_writes: false`; mxstate's default syncs every write)."
     );
     println!(
         "* mxstate disk is the database directory after a full compaction (`bytes_on_disk`); \"without the \

@@ -1,5 +1,6 @@
-//! A read loop to profile: `cargo run --release -p mxstate-benches --bin profile_read -- MEMBERS FILTER SECONDS`
-//! with FILTER one of full, one, nomembers.
+//! A read loop to profile: `cargo run --release -p mxstate-benches --bin profile_read -- MEMBERS FILTER SECONDS [view]`
+//! with FILTER one of full, one, nomembers; or a store loop with FILTER
+//! `store` (one-member deltas, one `store_group` call each, no sync).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -18,6 +19,26 @@ fn main() {
     let secs: u64 = args.get(3).map_or(10, |a| a.parse().expect("seconds"));
     let view = args.get(4).is_some_and(|a| a == "view");
     let room = build_room(members, 5_000);
+    if args.get(2).is_some_and(|a| a == "store") {
+        let start = Instant::now();
+        let (mut prev, mut n) = (room.latest, 0u64);
+        while start.elapsed() < Duration::from_secs(secs) {
+            let e = mxstate_benches::event(20_000_000 + n);
+            let d: mxstate_engine::StateDelta = [(mxstate_benches::member(members + n), Some(e.clone()))].into();
+            prev = room
+                .engine
+                .store_group(mxstate_engine::NewGroup {
+                    id: None,
+                    room_id: &room.room,
+                    event_id: &e,
+                    state: mxstate_engine::GroupState::Delta { prev, delta: &d },
+                })
+                .unwrap();
+            n += 1;
+        }
+        println!("{n} stores: {:.2} µs each", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+        return;
+    }
     let start = Instant::now();
     let mut n = 0u64;
     let mut entries = 0;

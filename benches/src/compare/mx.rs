@@ -36,7 +36,15 @@ impl Db {
 
     fn open(&self, opts: EngineOptions) -> Res<Engine> {
         Ok(match self {
-            Db::Rocks(dir) => mxstate_rocks::open(dir, opts)?,
+            // Without a sync per write, as PostgreSQL runs here (fsync=off).
+            Db::Rocks(dir) => mxstate_rocks::open_with(
+                dir,
+                opts,
+                &mxstate_rocks::RocksConfig {
+                    sync_writes: false,
+                    ..Default::default()
+                },
+            )?,
             Db::Postgres(url) => mxstate_postgres::open(url, opts)?,
         })
     }
