@@ -1,4 +1,4 @@
-//! A read loop to profile: `cargo run --release -p mxstate-benches --bin profile_read -- MEMBERS FILTER SECONDS [view]`
+//! A read loop to profile: `cargo run --release -p mxstate-benches --bin profile_read -- MEMBERS FILTER SECONDS [view|trait]`
 //! with FILTER one of full, one, nomembers; or a store loop with FILTER
 //! `store` (one-member deltas, one `store_group` call each, no sync).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,6 +18,7 @@ fn main() {
     };
     let secs: u64 = args.get(3).map_or(10, |a| a.parse().expect("seconds"));
     let view = args.get(4).is_some_and(|a| a == "view");
+    let through_trait = args.get(4).is_some_and(|a| a == "trait");
     let room = build_room(members, 5_000);
     if args.get(2).is_some_and(|a| a == "store") {
         let start = Instant::now();
@@ -37,6 +38,23 @@ fn main() {
             n += 1;
         }
         println!("{n} stores: {:.2} µs each", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+        return;
+    }
+    if through_trait {
+        // `StateStore::state_view` through the async trait, as a homeserver calls it.
+        use mxstate_api::StateStore;
+        let store = mxstate_engine::EngineStore::new(std::sync::Arc::new(room.engine));
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let start = Instant::now();
+        let (mut n, mut entries) = (0u64, 0);
+        while start.elapsed() < Duration::from_secs(secs) {
+            entries = rt.block_on(store.state_view(room.latest, filter.clone())).unwrap().len();
+            n += 1;
+        }
+        println!(
+            "{n} reads through the trait of {entries} entries: {:.1} µs each",
+            start.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
         return;
     }
     let start = Instant::now();
