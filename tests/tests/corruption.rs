@@ -329,6 +329,46 @@ fn files_of(db: &Path, kind: FileKind) -> Vec<PathBuf> {
     v
 }
 
+/// Ends the process, naming the trial, when one trial runs longer than
+/// `TRIAL_LIMIT`: a hang inside RocksDB (such as its MANIFEST reader looping
+/// on a flipped record type) would otherwise show only as a CI timeout,
+/// with the seed lost in the captured output.
+struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+const TRIAL_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
+
+impl Watchdog {
+    fn start(what: &str) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, what) = (done.clone(), what.to_owned());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if start.elapsed() > TRIAL_LIMIT {
+                    // Straight to the process's stderr: the test harness
+                    // captures only the print macros.
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "corruption trial still running after {TRIAL_LIMIT:?}, a hang: {what}"
+                    );
+                    std::process::exit(3);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn flipped_bytes_in_files_give_right_answers_or_typed_errors() {
     let seed = base_seed();
@@ -370,6 +410,7 @@ fn flipped_bytes_in_files_give_right_answers_or_typed_errors() {
         );
         // A damaged WAL record ends recovery there: any earlier point.
         let prefixes: &[usize] = if kind == FileKind::Wal { &all } else { &last };
+        let _watch = Watchdog::start(&what);
         match no_panic(|| examine(&w, &db, prefixes)) {
             Ok((outcome, checked, _)) => {
                 let label = match outcome {
@@ -450,6 +491,7 @@ fn a_manifest_losing_its_tail_is_refused_or_right() {
                 bytes[at + 5] = 0x7f;
             }
             std::fs::write(db.join(&name), &bytes).unwrap();
+            let _watch = Watchdog::start(&format!("seed {seed}: MANIFEST {damage} at {at}"));
             match no_panic(|| examine(&w, &db, &last)) {
                 Ok((outcome, _, _)) => {
                     let label = match outcome {
