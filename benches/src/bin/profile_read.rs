@@ -37,18 +37,27 @@ fn main() {
                 .unwrap();
             n += 1;
         }
-        println!("{n} stores: {:.2} µs each", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+        println!(
+            "{n} stores: {:.2} µs each",
+            start.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
         return;
     }
     if through_trait {
         // `StateStore::state_view` through the async trait, as a homeserver calls it.
         use mxstate_api::StateStore;
         let store = mxstate_engine::EngineStore::new(std::sync::Arc::new(room.engine));
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let start = Instant::now();
         let (mut n, mut entries) = (0u64, 0);
         while start.elapsed() < Duration::from_secs(secs) {
-            entries = rt.block_on(store.state_view(room.latest, filter.clone())).unwrap().len();
+            entries = rt
+                .block_on(store.state_view(room.latest, filter.clone()))
+                .unwrap()
+                .len();
             n += 1;
         }
         println!(

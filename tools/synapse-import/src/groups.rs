@@ -1,10 +1,55 @@
 //! Walking the scratch store group by group, in id order.
+//!
+//! Synapse's full copies repeat most rows of the copies before them: a
+//! [`RowCache`] keyed by a row's staged bytes hands out the key and event
+//! built (and validated) the first time, so a repeated row costs a hash
+//! lookup, not three string allocations and their checks.
+
+use std::collections::HashMap;
 
 use mxstate_api::{EventId, GroupId, StateKey};
 use mxstate_rocks::{Scratch, ScratchIter};
 
 use crate::error::{ImportError, Result};
-use crate::staged::{decode, edge_prev, GroupRow, StateRow, TAG_EDGE, TAG_GROUP, TAG_ROW};
+use crate::staged::{decode, edge_prev, split_entry, ChunkRows, GroupRow, RawRow, TAG_EDGE, TAG_GROUP, TAG_ROW};
+
+/// Rows remembered per generation of the [`RowCache`] (it holds at most
+/// two generations: a few hundred bytes a row, so tens of MB).
+const CACHE_ROWS: usize = 1 << 17;
+
+/// Recently seen staged rows (their entry bytes) and the key and event
+/// they stand for. Bounded: when the newer generation is full, the older
+/// one is dropped and the newer one takes its place; a row found in the
+/// older one moves to the newer one. Keys come from the source (other
+/// servers' state keys), so the hash is keyed (ahash, random per process).
+#[derive(Default)]
+pub struct RowCache {
+    new: HashMap<Box<[u8]>, (StateKey, EventId), ahash::RandomState>,
+    old: HashMap<Box<[u8]>, (StateKey, EventId), ahash::RandomState>,
+}
+
+impl RowCache {
+    /// The key and event of a row's entry bytes; `fail` locates an error.
+    fn get(&mut self, entry: &[u8], fail: impl Fn(mxstate_api::Error) -> ImportError) -> Result<(StateKey, EventId)> {
+        if let Some(hit) = self.new.get(entry) {
+            return Ok(hit.clone());
+        }
+        let (bytes, value) = match self.old.remove_entry(entry) {
+            Some(found) => found,
+            None => {
+                let (t, k, e) = split_entry(entry)?;
+                let key = StateKey::new(t, k).map_err(&fail)?;
+                let ev = EventId::parse(e).map_err(&fail)?;
+                (Box::from(entry), (key, ev))
+            }
+        };
+        if self.new.len() >= CACHE_ROWS {
+            self.old = std::mem::take(&mut self.new);
+        }
+        self.new.insert(bytes, value.clone());
+        Ok(value)
+    }
+}
 
 /// A group gathered from the scratch store.
 #[derive(Default)]
@@ -19,20 +64,28 @@ pub struct Staged {
 }
 
 impl Staged {
-    fn add_row(&mut self, id: GroupId, line: u64, room: &str, t: &str, k: &str, e: &str) -> Result<()> {
+    fn add_row(&mut self, id: GroupId, row: RawRow<'_>, cache: &mut RowCache) -> Result<()> {
+        let line = row.line;
         let expected = self.room.as_deref().or(self.row_room.as_deref());
         if let Some(r) = expected {
-            if r != room {
+            if r.as_bytes() != row.room {
+                let room = String::from_utf8_lossy(row.room);
                 return Err(
                     ImportError::input(line, format!("row of room {room} in a group of room {r}")).in_group(id, line),
                 );
             }
         } else {
+            let room = std::str::from_utf8(row.room).map_err(|_| {
+                ImportError::from(mxstate_api::Error::corrupt(
+                    "staged row",
+                    "import scratch store",
+                    "room is not UTF-8",
+                ))
+            })?;
             self.row_room = Some(room.to_owned());
         }
         self.first_row_line.get_or_insert(line);
-        let key = StateKey::new(t, k).map_err(|err| at(line, id, err))?;
-        let ev = EventId::parse(e).map_err(|err| at(line, id, err))?;
+        let (key, ev) = cache.get(row.entry, |err| at(line, id, err))?;
         self.rows.push((key, ev, line));
         Ok(())
     }
@@ -47,6 +100,7 @@ pub struct GroupWalk<'s> {
     groups: ScratchIter<'s>,
     edges: ScratchIter<'s>,
     rows: ScratchIter<'s>,
+    cache: RowCache,
 }
 
 impl<'s> GroupWalk<'s> {
@@ -56,6 +110,7 @@ impl<'s> GroupWalk<'s> {
             groups: staging.iter(TAG_GROUP),
             edges: staging.iter(TAG_EDGE),
             rows: staging.iter(TAG_ROW),
+            cache: RowCache::default(),
         }
     }
 
@@ -97,9 +152,11 @@ impl<'s> GroupWalk<'s> {
             self.edges.advance();
         }
         while self.rows.id() == Some(id) {
-            if let Some((_, v)) = self.rows.peek() {
-                let r: StateRow<'_> = decode(v, "staged row")?;
-                group.add_row(id, r.line, r.room, r.event_type, r.state_key, r.event)?;
+            if let Some((_, chunk)) = self.rows.peek() {
+                let mut rows = ChunkRows::new(chunk)?;
+                while let Some(row) = rows.next_row()? {
+                    group.add_row(id, row, &mut self.cache)?;
+                }
             }
             self.rows.advance();
         }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use mxstate_api::{AuthEvents, EventId, GroupId, RoomId, StateDelta, StateMap};
 use mxstate_engine::{Engine, GroupState, NewGroup};
@@ -13,7 +14,8 @@ use crate::error::{ImportError, Result};
 use crate::fingerprint::Fingerprint;
 use crate::groups::{GroupWalk, Staged};
 use crate::staged::{
-    decode, edge_prev, key, stage, stage_auth, AuthWalk, MapRow, StagedAuth, TAG_EDGE, TAG_GROUP, TAG_MAP, TAG_ROW,
+    decode, edge_prev, key, stage, stage_auth, AuthWalk, MapRow, RowChunk, StagedAuth, TAG_EDGE, TAG_GROUP, TAG_MAP,
+    TAG_ROW,
 };
 use crate::{ImportSummary, Phase};
 
@@ -34,6 +36,8 @@ pub struct Importer<'e> {
     resume: bool,
     fingerprint: Fingerprint,
     summary: ImportSummary,
+    /// State rows not written to the scratch store yet.
+    chunk: RowChunk,
 }
 
 /// How an import ended.
@@ -75,6 +79,7 @@ impl<'e> Importer<'e> {
             resume,
             fingerprint: Fingerprint::default(),
             summary: ImportSummary::default(),
+            chunk: RowChunk::default(),
         })
     }
 
@@ -86,7 +91,7 @@ impl<'e> Importer<'e> {
     /// Takes one source record; `line` names where it came from in errors.
     pub fn add(&mut self, record: &Record, line: u64) -> Result<()> {
         self.fingerprint.add(record);
-        stage(&mut self.staging, &mut self.summary, record, line)
+        stage(&mut self.staging, &mut self.summary, record, line, &mut self.chunk)
     }
 
     /// Takes one `event_auth` row. A row naming an invalid id is counted
@@ -116,6 +121,7 @@ impl<'e> Importer<'e> {
             }
         }
         self.engine.begin_import(&self.description)?;
+        self.chunk.flush(&mut self.staging)?;
         self.staging.flush()?;
         self.store_groups(progress)?;
         self.store_mappings(progress)?;
@@ -124,37 +130,86 @@ impl<'e> Importer<'e> {
         Ok(Finished::Imported(self.summary))
     }
 
+    /// Stores the staged groups in id order. One thread walks the scratch
+    /// store and builds each group's rows (the decoding half of the work);
+    /// this one checks and stores them (the engine's half), in batches.
     fn store_groups(&mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<()> {
         let mut summary = std::mem::take(&mut self.summary);
+        let this = &*self;
+        let result = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_QUEUE);
+            let (used_tx, used_rx) = std::sync::mpsc::sync_channel(DECODED_QUEUE);
+            let walk = GroupWalk::new(&this.staging);
+            std::thread::Builder::new()
+                .name("import-decode".into())
+                .spawn_scoped(scope, move || decode_groups(walk, &tx, &used_rx))
+                .map_err(|e| mxstate_api::Error::internal(format!("starting a thread: {e}")))?;
+            let stored = this.store_decoded(&rx, &used_tx, &mut summary, progress);
+            // Stops the decoding thread at its next send if this one stopped early.
+            drop(rx);
+            stored
+        });
+        self.summary = summary;
+        result
+    }
+
+    fn store_decoded(
+        &self,
+        rx: &Receiver<Decoded>,
+        used: &SyncSender<Vec<Pending>>,
+        summary: &mut ImportSummary,
+        progress: &mut dyn FnMut(Phase, u64),
+    ) -> Result<()> {
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_rows = 0usize;
         let mut rooms: BTreeSet<String> = BTreeSet::new();
+        let mut last_room: Option<RoomId> = None;
         let mut done = 0u64;
-        let mut walk = GroupWalk::new(&self.staging);
-        while let Some((id, group)) = walk.next_group()? {
-            if self.resume && self.engine.has_group(id)? {
-                summary.groups_skipped += 1;
-                continue;
-            }
-            let p = self.resolve(id, group, &pending, &mut summary)?;
-            rooms.insert(p.room.as_str().to_owned());
-            pending_rows += p.delta.len() + p.full.len();
-            pending.push(p);
-            if pending.len() >= BATCH_GROUPS || pending_rows >= BATCH_ROWS {
-                done += self.flush(&mut pending, &mut summary)?;
-                pending_rows = 0;
-                progress(Phase::Groups, done);
+        loop {
+            let groups = match rx.recv() {
+                Ok(Decoded::Groups(groups)) => groups,
+                Ok(Decoded::End) => break,
+                Ok(Decoded::Failed(e)) => return Err(e),
+                Err(_) => return Err(mxstate_api::Error::internal("the group decoding thread stopped").into()),
+            };
+            for group in groups {
+                let id = group.id;
+                if self.resume && self.engine.has_group(id)? {
+                    summary.groups_skipped += 1;
+                    continue;
+                }
+                let p = self.resolve(group, &pending, summary)?;
+                if last_room.as_ref() != Some(&p.room) {
+                    rooms.insert(p.room.as_str().to_owned());
+                    last_room = Some(p.room.clone());
+                }
+                pending_rows += p.delta.len() + p.full.len();
+                pending.push(p);
+                if pending.len() >= BATCH_GROUPS || pending_rows >= BATCH_ROWS {
+                    done += self.flush(&pending, summary)?;
+                    // Freed by the decoding thread, which allocated them;
+                    // here if it is busy.
+                    let _ = used.try_send(std::mem::take(&mut pending));
+                    pending_rows = 0;
+                    progress(Phase::Groups, done);
+                }
             }
         }
-        done += self.flush(&mut pending, &mut summary)?;
+        done += self.flush(&pending, summary)?;
+        pending.clear();
         progress(Phase::Groups, done);
         summary.rooms = rooms.len() as u64;
-        self.summary = summary;
         Ok(())
     }
 
-    /// Turns a staged group into a group to store, checking it.
-    fn resolve(&self, id: GroupId, s: Staged, pending: &[Pending], summary: &mut ImportSummary) -> Result<Pending> {
+    /// Turns a decoded group into a group to store, checking it.
+    fn resolve(&self, g: DecodedGroup, pending: &[Pending], summary: &mut ImportSummary) -> Result<Pending> {
+        let DecodedGroup {
+            id,
+            staged: s,
+            mut delta,
+            mut full,
+        } = g;
         // Every staged group has a state_groups row, an edge or a row.
         let at = s
             .line
@@ -164,7 +219,7 @@ impl<'e> Importer<'e> {
         let in_err = |e: mxstate_api::Error| ImportError::input(at, e.to_string()).in_group(id, at);
         let mut prev = None;
         if let Some((p, line)) = s.prev {
-            let known = pending.iter().any(|q| q.id == p) || self.engine.has_group(p)?;
+            let known = pending.iter().rev().any(|q| q.id == p) || self.engine.has_group(p)?;
             if known {
                 prev = Some(p);
             } else if p > id {
@@ -177,12 +232,16 @@ impl<'e> Importer<'e> {
             } else {
                 // Named only by this edge: an empty group, so the state is the rows.
                 summary.dangling_prevs += 1;
+                full = std::mem::take(&mut delta)
+                    .into_iter()
+                    .filter_map(|(k, e)| Some((k, e?)))
+                    .collect();
             }
         }
         let room_str = match (&s.room, &s.row_room) {
             (Some(r), _) | (None, Some(r)) => r.clone(),
             (None, None) => match prev {
-                Some(p) => match pending.iter().find(|q| q.id == p) {
+                Some(p) => match pending.iter().rev().find(|q| q.id == p) {
                     Some(q) => q.room.as_str().to_owned(),
                     None => self.engine.group_room(p).map_err(in_err)?.as_str().to_owned(),
                 },
@@ -194,21 +253,15 @@ impl<'e> Importer<'e> {
                 }
             },
         };
-        let room = RoomId::parse(&room_str).map_err(in_err)?;
+        let room = match pending.last() {
+            Some(q) if q.room.as_str() == room_str => q.room.clone(),
+            _ => RoomId::parse(&room_str).map_err(in_err)?,
+        };
         let event = match &s.event {
             Some(e) => EventId::parse(e).map_err(in_err)?,
             // No state_groups row: any valid id stands for the missing event.
             None => EventId::parse(format!("$mxstate-import-missing-{id}")).map_err(in_err)?,
         };
-        let mut delta = StateDelta::new();
-        let mut full = StateMap::default();
-        for (key, ev, _) in s.rows {
-            if prev.is_some() {
-                delta.insert(key, Some(ev));
-            } else {
-                full.insert(key, ev);
-            }
-        }
         Ok(Pending {
             id,
             room,
@@ -258,7 +311,7 @@ impl<'e> Importer<'e> {
         ))
     }
 
-    fn flush(&self, pending: &mut Vec<Pending>, summary: &mut ImportSummary) -> Result<u64> {
+    fn flush(&self, pending: &[Pending], summary: &mut ImportSummary) -> Result<u64> {
         if pending.is_empty() {
             return Ok(0);
         }
@@ -289,7 +342,6 @@ impl<'e> Importer<'e> {
         }
         let n = pending.len() as u64;
         summary.groups_stored += n;
-        pending.clear();
         Ok(n)
     }
 
@@ -297,10 +349,20 @@ impl<'e> Importer<'e> {
         let mut it = self.staging.iter(TAG_MAP);
         let mut batch: Vec<(EventId, GroupId)> = Vec::with_capacity(BATCH_MAPPINGS);
         let mut done = 0;
+        // Mappings of one group usually come together: ask about it once.
+        let mut known: Option<(GroupId, bool)> = None;
         while let Some((_, v)) = it.peek() {
             let MapRow { line, event, group: g } = decode(v, "staged mapping")?;
             let ev = EventId::parse(event).map_err(|err| ImportError::input(line, err.to_string()))?;
-            if self.engine.has_group(g)? {
+            let exists = match known {
+                Some((k, exists)) if k == g => exists,
+                _ => {
+                    let exists = self.engine.has_group(g)?;
+                    known = Some((g, exists));
+                    exists
+                }
+            };
+            if exists {
                 batch.push((ev, g));
             } else {
                 self.summary.mappings_unknown_group += 1;
@@ -409,6 +471,76 @@ impl AuthBatch {
         *self = AuthBatch::default();
         Ok(n)
     }
+}
+
+/// Groups decoded per message of the decoding thread (also bounded by
+/// [`DECODED_ROWS`]), and messages it may have queued.
+const DECODED_GROUPS: usize = 256;
+const DECODED_ROWS: usize = 32_768;
+const DECODED_QUEUE: usize = 4;
+
+/// What the decoding thread sends.
+enum Decoded {
+    Groups(Vec<DecodedGroup>),
+    /// Every group was sent.
+    End,
+    Failed(ImportError),
+}
+
+/// A staged group with its rows in the shape the engine takes: a delta when
+/// it names a prev group, else a full state (`staged.rows` is emptied).
+struct DecodedGroup {
+    id: GroupId,
+    staged: Staged,
+    delta: StateDelta,
+    full: StateMap,
+}
+
+/// The decoding thread: walks the scratch store and sends the groups in
+/// id order, then [`Decoded::End`]; stops when the receiver is gone. Frees
+/// the stored groups that come back on `used`.
+fn decode_groups(mut walk: GroupWalk<'_>, tx: &SyncSender<Decoded>, used: &Receiver<Vec<Pending>>) {
+    let mut batch = Vec::new();
+    let mut rows = 0usize;
+    loop {
+        while let Ok(stored) = used.try_recv() {
+            drop(stored);
+        }
+        let (id, mut staged) = match walk.next_group() {
+            Ok(Some(group)) => group,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tx.send(Decoded::Failed(e));
+                return;
+            }
+        };
+        let staged_rows = std::mem::take(&mut staged.rows);
+        rows += staged_rows.len();
+        let mut delta = StateDelta::new();
+        let mut full = StateMap::default();
+        if staged.prev.is_some() {
+            delta.extend(staged_rows.into_iter().map(|(k, e, _)| (k, Some(e))));
+        } else {
+            full.reserve(staged_rows.len());
+            full.extend(staged_rows.into_iter().map(|(k, e, _)| (k, e)));
+        }
+        batch.push(DecodedGroup {
+            id,
+            staged,
+            delta,
+            full,
+        });
+        if batch.len() >= DECODED_GROUPS || rows >= DECODED_ROWS {
+            if tx.send(Decoded::Groups(std::mem::take(&mut batch))).is_err() {
+                return;
+            }
+            rows = 0;
+        }
+    }
+    if !batch.is_empty() && tx.send(Decoded::Groups(batch)).is_err() {
+        return;
+    }
+    let _ = tx.send(Decoded::End);
 }
 
 /// A group ready to store.

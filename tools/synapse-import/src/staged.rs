@@ -1,11 +1,18 @@
 //! What an import spills to its scratch store, sorted by group.
 //!
-//! Keys: `G id` -> group row; `E id prev` -> edge; `R id seq` -> state row;
+//! Keys: `G id` -> group row; `E id prev` -> edge; `R id seq` -> a chunk
+//! of state rows of group `id` ([`RowChunk`]);
 //! `M seq` -> event mapping (ids u64 big-endian, so keys sort by group);
 //! `A room event auth` -> an `event_auth` row (each id preceded by its
 //! length in one byte, the last one not: keys sort by room, then event, then
 //! auth event, and a repeated row is stored once).
-//! Values: bincode (varint integers) of the line and the row's strings.
+//! Values: bincode (varint integers) of the line and the row's strings,
+//! except state rows. Those are hand-packed, and consecutive rows of one
+//! group (a dump lists a group's rows together) share one value of up to
+//! [`CHUNK_BYTES`]: the scratch store handles tens of thousands of entries
+//! instead of millions. In a row, the part naming the entry (type, state
+//! key, event) is one contiguous byte string: a group walk recognises a row
+//! it saw before by those bytes, without decoding or validating them again.
 
 use bincode::Options;
 use mxstate_api::{EventId, GroupId, RoomId};
@@ -30,14 +37,165 @@ pub struct GroupRow<'a> {
     pub event: &'a str,
 }
 
-/// A staged `state_groups_state` row.
-#[derive(Serialize, Deserialize)]
-pub struct StateRow<'a> {
+/// A staged `state_groups_state` row, split but not decoded: its line,
+/// the room's bytes, and the entry's bytes (type, state key and event, each
+/// after its varint length) for [`split_entry`].
+pub struct RawRow<'a> {
     pub line: u64,
-    pub room: &'a str,
-    pub event_type: &'a str,
-    pub state_key: &'a str,
-    pub event: &'a str,
+    pub room: &'a [u8],
+    pub entry: &'a [u8],
+}
+
+/// Bytes of staged rows per scratch value.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// The rows being gathered for one scratch value: consecutive rows of one
+/// group and one room, written as `R group seq` (`seq` taken when the
+/// chunk starts, so a group's chunks sort in source order). The value is
+/// the room (varint length, bytes), then per row the zigzag varint of its
+/// line minus the previous row's (the first: minus 0) and its entry: type,
+/// state key and event, each after its varint length.
+#[derive(Default)]
+pub struct RowChunk {
+    key: Option<[u8; 17]>,
+    room: String,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl RowChunk {
+    /// Adds one row of group `g`, writing the chunk first when it belongs
+    /// to another group or room, or is full.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        scratch: &mut Scratch,
+        g: GroupId,
+        line: u64,
+        room: &str,
+        event_type: &str,
+        state_key: &str,
+        event: &str,
+    ) -> Result<()> {
+        let same = self.key.is_some_and(|k| k[1..9] == g.to_be_bytes()) && self.room == room;
+        if !same || self.buf.len() >= CHUNK_BYTES {
+            self.flush(scratch)?;
+            let mut k = [TAG_ROW; 17];
+            k[1..9].copy_from_slice(&g.to_be_bytes());
+            k[9..].copy_from_slice(&scratch.next_seq().to_be_bytes());
+            self.key = Some(k);
+            room.clone_into(&mut self.room);
+            self.line = 0;
+            put_varint(&mut self.buf, room.len() as u64);
+            self.buf.extend_from_slice(room.as_bytes());
+        }
+        let step = line.wrapping_sub(self.line) as i64;
+        put_varint(&mut self.buf, ((step << 1) ^ (step >> 63)) as u64);
+        self.line = line;
+        for field in [event_type, state_key, event] {
+            put_varint(&mut self.buf, field.len() as u64);
+            self.buf.extend_from_slice(field.as_bytes());
+        }
+        Ok(())
+    }
+
+    /// Writes the rows gathered (to the scratch store's batch).
+    pub fn flush(&mut self, scratch: &mut Scratch) -> Result<()> {
+        if let Some(k) = self.key.take() {
+            scratch.put(&k, &self.buf)?;
+        }
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// The rows of one staged chunk ([`RowChunk`]), in order.
+pub struct ChunkRows<'a> {
+    room: &'a [u8],
+    line: u64,
+    rest: &'a [u8],
+}
+
+impl<'a> ChunkRows<'a> {
+    /// The rows of a chunk's value.
+    pub fn new(value: &'a [u8]) -> Result<Self> {
+        let mut rest = value;
+        let room = get_bytes(&mut rest).ok_or_else(bad_row)?;
+        Ok(ChunkRows { room, line: 0, rest })
+    }
+
+    /// The next row, or `None` at the end.
+    pub fn next_row(&mut self) -> Result<Option<RawRow<'a>>> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let rest = &mut self.rest;
+        let mut parse = || {
+            let z = get_varint(rest)?;
+            let step = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            let line = self.line.wrapping_add(step as u64);
+            let start = *rest;
+            for _ in 0..3 {
+                get_bytes(rest)?;
+            }
+            let entry = start.get(..start.len() - rest.len())?;
+            Some((line, entry))
+        };
+        let (line, entry) = parse().ok_or_else(bad_row)?;
+        self.line = line;
+        Ok(Some(RawRow {
+            line,
+            room: self.room,
+            entry,
+        }))
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = bytes.split_first()?;
+        *bytes = rest;
+        v |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn get_bytes<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = usize::try_from(get_varint(bytes)?).ok()?;
+    let (field, rest) = bytes.split_at_checked(n)?;
+    *bytes = rest;
+    Some(field)
+}
+
+fn bad_row() -> ImportError {
+    mxstate_api::Error::corrupt("staged row", "import scratch store", "bad value").into()
+}
+
+/// The type, state key and event of [`RawRow::entry`].
+pub fn split_entry(entry: &[u8]) -> Result<(&str, &str, &str)> {
+    let mut rest = entry;
+    let mut next = || {
+        get_bytes(&mut rest)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .ok_or_else(bad_row)
+    };
+    let (t, k, e) = (next()?, next()?, next()?);
+    if !rest.is_empty() {
+        return Err(bad_row());
+    }
+    Ok((t, k, e))
 }
 
 /// A staged `event_to_state_groups` row.
@@ -83,8 +241,15 @@ pub fn edge_prev(k: &[u8]) -> Result<GroupId> {
         .ok_or_else(|| mxstate_api::Error::corrupt("staged edge", "import scratch store", "short key").into())
 }
 
-/// Spills one source record to the scratch store.
-pub fn stage(scratch: &mut Scratch, summary: &mut ImportSummary, rec: &Record, line: u64) -> Result<()> {
+/// Spills one source record to the scratch store; state rows gather in
+/// `chunk` (flush it before reading the scratch store).
+pub fn stage(
+    scratch: &mut Scratch,
+    summary: &mut ImportSummary,
+    rec: &Record,
+    line: u64,
+    chunk: &mut RowChunk,
+) -> Result<()> {
     match rec {
         Record::StateGroup { id, room_id, event_id } => {
             let g = group_id(*id, line, "state_groups.id")?;
@@ -120,15 +285,7 @@ pub fn stage(scratch: &mut Scratch, summary: &mut ImportSummary, rec: &Record, l
         } => {
             let g = group_id(*state_group, line, "state_groups_state.state_group")?;
             summary.rows += 1;
-            let v = encode(&StateRow {
-                line,
-                room: room_id,
-                event_type,
-                state_key,
-                event: event_id,
-            })?;
-            let seq = scratch.next_seq();
-            Ok(scratch.put(&key(TAG_ROW, &[g, seq]), &v)?)
+            chunk.push(scratch, g, line, room_id, event_type, state_key, event_id)
         }
         Record::EventToStateGroup { event_id, state_group } => {
             let g = group_id(*state_group, line, "event_to_state_groups.state_group")?;

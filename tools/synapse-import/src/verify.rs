@@ -15,7 +15,7 @@ use mxstate_synapse_dump::{AuthEdge, Record, SourceRow};
 
 use crate::error::{ImportError, Result};
 use crate::groups::GroupWalk;
-use crate::staged::{decode, edge_prev, key, stage, stage_auth, StateRow, TAG_EDGE, TAG_ROW};
+use crate::staged::{edge_prev, key, split_entry, stage, stage_auth, ChunkRows, RowChunk, TAG_EDGE, TAG_ROW};
 use crate::verify_auth::{AuthCheck, RoomGroups};
 use crate::ImportSummary;
 
@@ -116,6 +116,8 @@ pub struct Verifier<'e> {
     engine: &'e dyn GroupStates,
     staging: Scratch,
     summary: ImportSummary,
+    /// State rows not written to the scratch store yet.
+    chunk: RowChunk,
 }
 
 impl<'e> Verifier<'e> {
@@ -125,6 +127,7 @@ impl<'e> Verifier<'e> {
             engine,
             staging: Scratch::create(scratch_parent)?,
             summary: ImportSummary::default(),
+            chunk: RowChunk::default(),
         })
     }
 
@@ -133,7 +136,7 @@ impl<'e> Verifier<'e> {
         if matches!(record, Record::EventToStateGroup { .. }) {
             return Ok(());
         }
-        stage(&mut self.staging, &mut self.summary, record, line)
+        stage(&mut self.staging, &mut self.summary, record, line, &mut self.chunk)
     }
 
     /// Takes one `event_auth` row (one naming an invalid id is counted and
@@ -154,6 +157,7 @@ impl<'e> Verifier<'e> {
     /// (when the source has `event_auth` rows) a sample of auth chains and
     /// auth chain differences; keeps the first `keep` mismatches of each.
     pub fn finish(mut self, sample: Option<u64>, keep: usize, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
+        self.chunk.flush(&mut self.staging)?;
         self.staging.flush()?;
         let total = {
             let mut n = 0u64;
@@ -268,9 +272,12 @@ impl<'e> Verifier<'e> {
         let mut state = (*base).clone();
         for &c in chain.iter().rev() {
             let mut it = self.staging.iter_prefix(&key(TAG_ROW, &[c]));
-            while let Some((_, v)) = it.peek() {
-                let r: StateRow<'_> = decode(v, "staged row")?;
-                state.insert((r.event_type.to_owned(), r.state_key.to_owned()), r.event.to_owned());
+            while let Some((_, chunk)) = it.peek() {
+                let mut rows = ChunkRows::new(chunk)?;
+                while let Some(row) = rows.next_row()? {
+                    let (t, k, e) = split_entry(row.entry)?;
+                    state.insert((t.to_owned(), k.to_owned()), e.to_owned());
+                }
                 it.advance();
             }
             it.status()?;

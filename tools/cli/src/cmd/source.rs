@@ -1,6 +1,8 @@
 //! The two sources of Synapse rows, behind one iterator: the four state
 //! tables and `event_auth` (when the source has it).
 
+use std::sync::mpsc::{Receiver, SyncSender};
+
 use mxstate_synapse_dump::{DumpError, DumpReader, Include, LiveRecords, LiveSource, SourceRow, Table};
 use mxstate_synapse_import::ImportError;
 
@@ -91,27 +93,94 @@ impl Source {
     }
 }
 
-/// Feeds every row of `source` to `add`, reporting progress.
+/// Rows per message of the reading thread, and messages it may queue.
+const READ_BATCH: usize = 4096;
+const READ_QUEUE: usize = 4;
+
+/// What the reading thread sends: rows with their positions, and the
+/// input bytes consumed so far (and the total when known).
+enum Read {
+    Rows(Vec<(SourceRow, u64)>, (u64, Option<u64>)),
+    Failed(DumpError),
+}
+
+/// Feeds every row of `source` to `add`, reporting progress. A second
+/// thread reads (and decompresses, and decodes) the source while this one
+/// hands the rows to `add`. Batches go back to the reading thread once
+/// used, to be freed and refilled there (the allocator prefers memory
+/// freed by the thread that allocated it).
 pub fn pump(
     source: &mut Source,
     progress: &mut super::progress::Progress,
     add: &mut dyn FnMut(&SourceRow, u64) -> Result<(), ImportError>,
 ) -> CliResult<u64> {
+    let name = source.name();
     let mut n = 0u64;
-    while let Some(rec) = source.next_row() {
-        let rec = rec?;
-        let line = source.position();
-        add(&rec, line).map_err(|error| CliError::Source {
-            source_name: source.name(),
-            error: Box::new(error),
-        })?;
-        n += 1;
-        if n.is_multiple_of(65_536) {
-            let (done, total) = source.bytes();
-            progress.reading(n, done, total);
+    let mut bytes = source.bytes();
+    std::thread::scope(|scope| -> CliResult<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(READ_QUEUE);
+        let (used_tx, used_rx) = std::sync::mpsc::sync_channel(READ_QUEUE);
+        let reader = &mut *source;
+        std::thread::Builder::new()
+            .name("import-read".into())
+            .spawn_scoped(scope, move || read_rows(reader, &tx, &used_rx))
+            .map_err(|e| CliError::io("starting a reading thread", e))?;
+        for message in &rx {
+            let rows = match message {
+                Read::Rows(rows, at) => {
+                    bytes = at;
+                    rows
+                }
+                Read::Failed(e) => return Err(e.into()),
+            };
+            for (row, line) in &rows {
+                add(row, *line).map_err(|error| CliError::Source {
+                    source_name: name.clone(),
+                    error: Box::new(error),
+                })?;
+                n += 1;
+                if n.is_multiple_of(65_536) {
+                    progress.reading(n, bytes.0, bytes.1);
+                }
+            }
+            // Full (or gone): this thread frees them.
+            let _ = used_tx.try_send(rows);
         }
-    }
+        Ok(())
+    })?;
     let (done, total) = source.bytes();
     progress.reading(n, done, total);
     Ok(n)
+}
+
+/// The reading thread: sends `source`'s rows in batches until the end or
+/// an error; stops when the receiver is gone. Frees the batches that come
+/// back on `used` and fills them again.
+fn read_rows(source: &mut Source, tx: &SyncSender<Read>, used: &Receiver<Vec<(SourceRow, u64)>>) {
+    let fresh = || match used.try_recv() {
+        Ok(mut batch) => {
+            batch.clear();
+            batch
+        }
+        Err(_) => Vec::with_capacity(READ_BATCH),
+    };
+    let mut batch = fresh();
+    while let Some(rec) = source.next_row() {
+        match rec {
+            Ok(row) => batch.push((row, source.position())),
+            Err(e) => {
+                let _ = tx.send(Read::Failed(e));
+                return;
+            }
+        }
+        if batch.len() >= READ_BATCH {
+            let full = std::mem::replace(&mut batch, fresh());
+            if tx.send(Read::Rows(full, source.bytes())).is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(Read::Rows(batch, source.bytes()));
+    }
 }
