@@ -18,6 +18,46 @@ use super::Engine;
 /// `(type, state_key, event_id)` of one entry.
 type Texts = (Arc<str>, Arc<str>, Arc<str>);
 
+/// Builds a [`StateTable`] of several types, entry by entry.
+struct TableBuilder {
+    types: Vec<Arc<str>>,
+    type_index: FxHashMap<u32, u32>,
+    type_of: Vec<u32>,
+    skeys: Vec<Arc<str>>,
+    events: Vec<Arc<str>>,
+    ids: Vec<(IKey, EventNid)>,
+}
+
+impl TableBuilder {
+    fn with_capacity(n: usize) -> Self {
+        TableBuilder {
+            types: Vec::new(),
+            type_index: FxHashMap::default(),
+            type_of: Vec::with_capacity(n),
+            skeys: Vec::with_capacity(n),
+            events: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds entry `(key, event)` with its strings.
+    fn push(&mut self, key: IKey, event: EventNid, (ty, skey, ev): Texts) {
+        let types = &mut self.types;
+        let t = *self.type_index.entry(ikey_type(key)).or_insert_with(|| {
+            types.push(ty);
+            u32::try_from(types.len() - 1).unwrap_or(u32::MAX)
+        });
+        self.type_of.push(t);
+        self.skeys.push(skey);
+        self.events.push(ev);
+        self.ids.push((key, event));
+    }
+
+    fn finish(self) -> StateTable {
+        StateTable::of_types(self.types, self.type_of, self.skeys, self.events, self.ids)
+    }
+}
+
 impl Engine {
     /// Group `g`'s state under `f`, resolved: a full state on the cached
     /// base of its nearest checkpoint.
@@ -88,14 +128,7 @@ impl Engine {
         let set: Vec<(IKey, EventNid)> = delta.iter().filter_map(|&(k, v)| Some((k, v?))).collect();
         let mut resolved = self.table_parts(&set)?.into_iter();
         let empty: Arc<str> = Arc::from("");
-        let (mut types, mut type_of, mut skeys, mut events, mut ids) = (
-            Vec::new(),
-            Vec::with_capacity(delta.len()),
-            Vec::with_capacity(delta.len()),
-            Vec::with_capacity(delta.len()),
-            Vec::with_capacity(delta.len()),
-        );
-        let mut type_index: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut b = TableBuilder::with_capacity(delta.len());
         for &(k, v) in delta {
             let (ty, skey, ev) = match v {
                 Some(_) => resolved
@@ -107,35 +140,20 @@ impl Engine {
                     empty.clone(),
                 ),
             };
-            let t = *type_index.entry(ikey_type(k)).or_insert_with(|| {
-                types.push(ty);
-                u32::try_from(types.len() - 1).unwrap_or(u32::MAX)
-            });
-            type_of.push(t);
-            skeys.push(skey);
-            events.push(ev);
-            ids.push((k, v.unwrap_or(0)));
+            b.push(k, v.unwrap_or(0), (ty, skey, ev));
         }
-        let table = Arc::new(StateTable::of_types(types, type_of, skeys, events, ids));
+        let table = Arc::new(b.finish());
         self.caches.delta_tables.insert(part.g, table.clone());
         Ok(table)
     }
 
     /// A fresh table of interned entries (point lookups).
     fn table_of(&self, entries: &[(IKey, EventNid)]) -> Result<StateTable> {
-        let (mut types, mut type_of, mut skeys, mut events) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut type_index: FxHashMap<u32, u32> = FxHashMap::default();
-        for (&(k, _), (ty, skey, ev)) in entries.iter().zip(self.table_parts(entries)?) {
-            let t = *type_index.entry(ikey_type(k)).or_insert_with(|| {
-                types.push(ty);
-                u32::try_from(types.len() - 1).unwrap_or(u32::MAX)
-            });
-            type_of.push(t);
-            skeys.push(skey);
-            events.push(ev);
+        let mut b = TableBuilder::with_capacity(entries.len());
+        for (&(k, e), texts) in entries.iter().zip(self.table_parts(entries)?) {
+            b.push(k, e, texts);
         }
-        let ids = entries.to_vec();
-        Ok(StateTable::of_types(types, type_of, skeys, events, ids))
+        Ok(b.finish())
     }
 
     /// The strings of interned entries: `(type, state_key, event_id)`.
