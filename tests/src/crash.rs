@@ -146,7 +146,7 @@ pub fn room_id(r: u8) -> RoomId {
 
 /// The event id of event number `n`.
 pub fn event_id(n: u64) -> EventId {
-    EventId::parse(format!("$e{n}")).expect("a valid event id")
+    mxstate_conformance::event_id(n)
 }
 
 fn state_key(t: u8, s: u8) -> StateKey {

@@ -577,7 +577,7 @@ pub mod workload {
     }
 
     fn event_name(n: u64) -> EventId {
-        EventId::parse(format!("$e{n}")).expect("valid event id")
+        mxstate_conformance::event_id(n)
     }
 
     /// Everything `engine` holds, read through its public calls (and its caches).

@@ -567,12 +567,12 @@ fn key_id(cf: Cf, key: &[u8]) -> Option<u64> {
         Some(u64::from_be_bytes(a))
     };
     match cf {
-        Cf::Groups | Cf::Snapshots | Cf::EventGroups | Cf::GroupEvents => be(key.get(..8)),
+        Cf::Groups | Cf::Snapshots | Cf::GroupEvents => be(key.get(..8)),
         Cf::RoomGroups | Cf::SnapHashes | Cf::CurrentState | Cf::Auth => be(key.get(..4)),
         Cf::Nids => be(key.get(1..9)),
         Cf::Deletion if key.first() == Some(&b'T') => be(key.get(9..17)),
         Cf::Deletion => be(key.get(1..9)),
-        Cf::Meta | Cf::Strings => None,
+        Cf::Meta | Cf::Strings | Cf::EventGroups => None,
     }
 }
 
@@ -586,6 +586,15 @@ fn names_record(text: &str, cf: Cf, key: &[u8]) -> bool {
     };
     if text.contains(&shown) {
         return true;
+    }
+    // Event ids are stored as hashes: problems name them as text.
+    let event = match cf {
+        Cf::EventGroups => Some(key),
+        Cf::Strings if key.first() == Some(&b'E') => key.get(1..),
+        _ => None,
+    };
+    if let Some(t) = event.and_then(|k| mxstate_engine::event_key::decode(k, String::new).ok()) {
+        return text.contains(&t);
     }
     if cf == Cf::Strings {
         if let Some(t) = key.get(1..).and_then(|t| std::str::from_utf8(t).ok()) {

@@ -202,7 +202,7 @@ impl Harness {
     }
     fn event(&mut self) -> EventId {
         self.next_event += 1;
-        EventId::parse(format!("$e{}", self.next_event)).unwrap()
+        mxstate_conformance::event_id(self.next_event)
     }
     fn pick(&self, i: usize) -> GroupId {
         if self.groups.is_empty() {

@@ -29,6 +29,7 @@ mod write;
 
 pub use check::{CheckReport, Problem};
 pub use engine::{AuthMark, CfStats, Engine, EngineOptions, ExportGroup, Stats};
+pub use format::event_key;
 pub use format::record::{decode_record, Record};
 pub use kv::{KvMaintenance, KvStore, MemKv};
 pub use store::EngineStore;

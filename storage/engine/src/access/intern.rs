@@ -23,13 +23,7 @@ pub fn lookup(kv: &dyn KvStore, caches: &Caches, kind: StrKind, s: &str) -> Resu
 }
 
 fn decode_text(kind: StrKind, nid: u64, bytes: Vec<u8>) -> Result<Arc<str>> {
-    let s = String::from_utf8(bytes).map_err(|_| {
-        Error::corrupt(
-            "interned string",
-            format!("nids/{}/{nid}", kind as u8 as char),
-            "not UTF-8",
-        )
-    })?;
+    let s = keys::text_from_bytes(kind, &bytes, || format!("nids/{}/{nid}", kind as u8 as char))?;
     Ok(Arc::from(s))
 }
 

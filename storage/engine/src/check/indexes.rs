@@ -7,6 +7,7 @@ use crate::format::keys::{self, ikey_skey, ikey_type, StrKind};
 use crate::format::record::Record;
 use crate::format::values;
 use crate::kv::Cf;
+use crate::write::event_map;
 
 use super::Checker;
 
@@ -19,8 +20,12 @@ impl Checker<'_> {
                 c.report.strings += 1;
                 let at = || format!("strings/{}{text}", kind as u8 as char);
                 c.below("string nid", nid, c.string_counter(kind), at);
+                let stored = keys::text_bytes(kind, &text);
+                if !c.has_key(Cf::Strings, &keys::string_key(kind, &text))? {
+                    c.problem("strings and nids agree", at(), "not in its stored form (format 4)");
+                }
                 match c.kv.get(Cf::Nids, &keys::nid_key(kind, nid))? {
-                    Some(t) if t == text.as_bytes() => {}
+                    Some(t) if t == *stored => {}
                     Some(_) => c.problem("strings and nids agree", at(), format!("nid {nid} names another text")),
                     None => c.problem("strings and nids agree", at(), format!("nid {nid} has no text")),
                 }
@@ -57,12 +62,11 @@ impl Checker<'_> {
             if let Record::EventGroup { event, group } = r {
                 c.report.event_mappings += 1;
                 let at = || format!("event_groups/{event}");
-                c.below("event nid", event, c.counters.event, at);
                 c.live_group(group, at)?;
-                if c.kv
-                    .get(Cf::GroupEvents, &keys::group_event_key(group, event))?
-                    .is_none()
-                {
+                if !c.has_key(Cf::EventGroups, &keys::event_key(&event))? {
+                    c.problem("event mappings agree", at(), "not in its stored form (format 4)");
+                }
+                if !c.has_key(Cf::GroupEvents, &keys::group_event_key(group, &keys::event_key(&event)))? {
                     c.problem(
                         "event mappings agree",
                         at(),
@@ -73,19 +77,22 @@ impl Checker<'_> {
             Ok(())
         })?;
         self.each(Cf::GroupEvents, |c, r| {
-            if let Record::GroupEvent { group, event } = r {
-                let at = || format!("group_events/{group}/{event}");
-                match c.kv.get(Cf::EventGroups, &keys::event_key(event))? {
-                    None => c.problem("event mappings agree", at(), "no event_groups entry"),
-                    Some(v) => match values::decode_event_group(&v) {
-                        Ok(g) if g == group => {}
-                        Ok(g) => c.problem("event mappings agree", at(), format!("event_groups maps it to {g}")),
-                        Err(_) => {} // reported by the event_groups walk
-                    },
+            if let Record::GroupEvent { group, part } = r {
+                let at = || format!("group_events/{group}/{}", crate::format::record::shown(&part));
+                if event_map::events_of_part(c.kv, &part, group)?.is_empty() {
+                    c.problem(
+                        "event mappings agree",
+                        at(),
+                        "no event_groups entry maps such an event to the group",
+                    );
                 }
             }
             Ok(())
         })
+    }
+
+    fn has_key(&self, cf: Cf, key: &[u8]) -> Result<bool> {
+        Ok(self.kv.get(cf, key)?.is_some())
     }
 
     /// A group that must exist and not be deleted.

@@ -8,7 +8,6 @@ use crate::access::Source;
 use crate::format::group::GroupRecord;
 use crate::format::keys;
 use crate::format::keys::{ikey_skey, ikey_type, StrKind};
-use crate::format::values;
 use crate::kv::Cf;
 use crate::write::room_index;
 use crate::write::store::{store_group, Latest};
@@ -155,13 +154,9 @@ impl Engine {
     /// state under `filter` as a view; `None` for an event with no group.
     pub fn state_view_at_event(&self, event: &EventId, filter: &StateFilter) -> Result<Option<(GroupId, StateView)>> {
         let _shared = self.read_gate()?;
-        let Some(n) = self.lookup(StrKind::Event, event.as_str())? else {
+        let Some(group) = self.event_group(event)? else {
             return Ok(None);
         };
-        let Some(v) = self.kv.get(Cf::EventGroups, &keys::event_key(n))? else {
-            return Ok(None);
-        };
-        let group = values::decode_event_group(&v)?;
         let f = self.ifilter(filter)?;
         let src = self.committed();
         if src.existing(group)?.ghost {

@@ -9,6 +9,7 @@ mod events;
 mod export;
 mod groups;
 mod maintenance;
+mod migrate;
 mod rooms;
 mod stats;
 mod strings;
@@ -108,17 +109,9 @@ impl Engine {
                 c
             }
             Some(v) => {
-                if FormatVersion::from_bytes(&v)? != FormatVersion::CURRENT {
-                    // Versions 2 and 3 add the `deletion` and `auth` column
-                    // families, which the backend created empty: nothing
-                    // else changes.
-                    let mut b = Batch::default();
-                    b.put(
-                        Cf::Meta,
-                        meta::FORMAT.to_vec(),
-                        FormatVersion::CURRENT.to_bytes().to_vec(),
-                    );
-                    kv.write(b)?;
+                let version = FormatVersion::from_bytes(&v)?;
+                if version != FormatVersion::CURRENT {
+                    migrate::migrate(&*kv, version)?;
                 }
                 let c = kv
                     .get(Cf::Meta, meta::COUNTERS)?

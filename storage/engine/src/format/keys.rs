@@ -74,12 +74,31 @@ pub mod meta {
     }
 }
 
-/// `strings` key: kind byte, then the UTF-8 text.
+/// `strings` key: kind byte, then the text as stored: an event id in its
+/// stored form ([`super::event_key`]), any other string as UTF-8.
 pub fn string_key(kind: StrKind, s: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + s.len());
+    let text = text_bytes(kind, s);
+    let mut k = Vec::with_capacity(1 + text.len());
     k.push(kind as u8);
-    k.extend_from_slice(s.as_bytes());
+    k.extend_from_slice(&text);
     k
+}
+
+/// A string as stored in `strings` keys and `nids` values: event ids in
+/// their stored form, other strings as UTF-8.
+pub fn text_bytes(kind: StrKind, s: &str) -> std::borrow::Cow<'_, [u8]> {
+    match kind {
+        StrKind::Event => std::borrow::Cow::Owned(super::event_key::encode(s)),
+        _ => std::borrow::Cow::Borrowed(s.as_bytes()),
+    }
+}
+
+/// Reads a string stored by [`text_bytes`]; `at` names where.
+pub fn text_from_bytes(kind: StrKind, bytes: &[u8], at: impl FnOnce() -> String) -> Result<String> {
+    match kind {
+        StrKind::Event => super::event_key::decode(bytes, at),
+        _ => String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt("interned string", at(), "not UTF-8")),
+    }
 }
 
 /// `nids` key: kind byte, then the nid as u64 BE.
@@ -148,16 +167,19 @@ pub fn snap_hash_key(room: RoomNid, hash: u128) -> [u8; 20] {
     k
 }
 
-/// `event_groups` key: event nid.
-pub fn event_key(e: EventNid) -> [u8; 8] {
-    e.to_be_bytes()
+/// `event_groups` key: the event id in its stored form
+/// ([`super::event_key`]).
+pub fn event_key(e: &str) -> Vec<u8> {
+    super::event_key::encode(e)
 }
 
-/// `group_events` key: group, event nid.
-pub fn group_event_key(g: u64, e: EventNid) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&g.to_be_bytes());
-    k[8..].copy_from_slice(&e.to_be_bytes());
+/// `group_events` key: group, then the part of the stored event id that
+/// finds it in `event_groups` ([`super::event_key::reverse_part`]).
+pub fn group_event_key(g: u64, event_key: &[u8]) -> Vec<u8> {
+    let part = super::event_key::reverse_part(event_key);
+    let mut k = Vec::with_capacity(8 + part.len());
+    k.extend_from_slice(&g.to_be_bytes());
+    k.extend_from_slice(part);
     k
 }
 

@@ -7,8 +7,9 @@ use mxstate_api::{Error, Result};
 
 use super::counters::Counters;
 use super::deletion::{self, Pending};
+use super::event_key;
 use super::group::GroupRecord;
-use super::keys::{meta, EventNid, IKey, RoomNid, StrKind, TypeNid, ROOM_GHOST, ROOM_RANGE};
+use super::keys::{self, meta, EventNid, IKey, RoomNid, StrKind, TypeNid, ROOM_GHOST, ROOM_RANGE};
 use super::snapshot::{Section, SnapHeader};
 use super::values;
 use super::version::FormatVersion;
@@ -66,13 +67,16 @@ pub enum Record {
         hash: u128,
         snap: u64,
     },
+    /// `event_groups`: an event id (as text) and its group.
     EventGroup {
-        event: EventNid,
+        event: String,
         group: u64,
     },
+    /// `group_events`: a group and the part of a stored event id that
+    /// finds the event in `event_groups` (`event_key::reverse_part`).
     GroupEvent {
         group: u64,
-        event: EventNid,
+        part: Vec<u8>,
     },
     Current {
         room: RoomNid,
@@ -191,7 +195,9 @@ fn decode(cf: Cf, key: &[u8], value: &[u8]) -> Result<Record> {
         }
         Cf::Strings => {
             let kind = kind(cf, key)?;
-            let text = utf8("interned string", cf, key, key.get(1..).unwrap_or_default())?;
+            let text = keys::text_from_bytes(kind, key.get(1..).unwrap_or_default(), || {
+                format!("{}/{}", cf.name(), shown(key))
+            })?;
             let nid = values::decode_string_nid(value)?;
             Ok(Record::String { kind, text, nid })
         }
@@ -202,7 +208,7 @@ fn decode(cf: Cf, key: &[u8], value: &[u8]) -> Result<Record> {
             Ok(Record::Nid {
                 kind,
                 nid,
-                text: utf8("interned string", cf, key, value)?,
+                text: keys::text_from_bytes(kind, value, || format!("{}/{}", cf.name(), shown(key)))?,
             })
         }
         Cf::Groups => {
@@ -257,15 +263,27 @@ fn decode(cf: Cf, key: &[u8], value: &[u8]) -> Result<Record> {
             })
         }
         Cf::EventGroups => Ok(Record::EventGroup {
-            event: be64(&fixed::<8>("event_groups key", cf, key)?),
+            event: event_key::decode(key, || format!("{}/{}", cf.name(), shown(key)))?,
             group: values::decode_event_group(value)?,
         }),
         Cf::GroupEvents => {
-            let k: [u8; 16] = fixed("group_events key", cf, key)?;
+            let (g, part) = key
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("group_events key", cf, key, format!("key of {} bytes", key.len())))?;
+            let whole = part.first() == Some(&b'$') && event_key::is_event_key(part);
+            let hash = part.len() == 5 && matches!(part.first(), Some(&(event_key::STANDARD | event_key::URL_SAFE)));
+            if !whole && !hash {
+                return Err(bad(
+                    "group_events key",
+                    cf,
+                    key,
+                    "not a stored event id or its 5-byte part",
+                ));
+            }
             empty("group_events entry", cf, key, value)?;
             Ok(Record::GroupEvent {
-                group: be64(&k[..8]),
-                event: be64(&k[8..]),
+                group: u64::from_be_bytes(*g),
+                part: part.to_vec(),
             })
         }
         Cf::CurrentState => {

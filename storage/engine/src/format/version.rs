@@ -11,11 +11,14 @@ pub enum FormatVersion {
     V2 = 2,
     /// Adds the `auth` column family (each event's auth events).
     V3 = 3,
+    /// Event ids as stored hashes (`format::event_key`); event mappings
+    /// keyed by event id, mapped events not interned.
+    V4 = 4,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V3;
+    pub const CURRENT: FormatVersion = FormatVersion::V4;
 
     /// The 4-byte little-endian value stored under `meta/format`.
     pub fn to_bytes(self) -> [u8; 4] {
@@ -42,6 +45,7 @@ impl TryFrom<u32> for FormatVersion {
             1 => Ok(FormatVersion::V1),
             2 => Ok(FormatVersion::V2),
             3 => Ok(FormatVersion::V3),
+            4 => Ok(FormatVersion::V4),
             found => Err(Error::UnsupportedFormat {
                 found,
                 supported: FormatVersion::CURRENT as u32,

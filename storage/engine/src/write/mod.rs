@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod deletion;
+pub mod event_map;
 pub mod purge;
 pub mod room_index;
 pub mod store;

@@ -23,6 +23,7 @@ use crate::format::keys::{self, RoomNid};
 use crate::format::values;
 use crate::kv::Cf;
 
+use super::event_map;
 use super::room_index;
 use super::txn::Txn;
 
@@ -176,14 +177,17 @@ fn forget_deletion_marks(txn: &mut Txn<'_>, g: GroupId) -> Result<()> {
 
 /// Removes the event mappings that point at `g`.
 fn forget_events(txn: &mut Txn<'_>, g: GroupId) -> Result<()> {
-    let mut events = Vec::new();
+    let mut parts = Vec::new();
     txn.kv()
         .scan_prefix(Cf::GroupEvents, &keys::group_key(g), &mut |k, _| {
-            events.push(keys::suffix_u64(k, 8, "group_events key")?);
+            parts.push(k.get(8..).unwrap_or_default().to_vec());
             Ok(true)
         })?;
-    for e in events {
-        txn.delete_event_group(e, g);
+    for part in parts {
+        for e in event_map::events_of_part(txn.kv(), &part, g)? {
+            txn.delete_event_group(&e, g);
+        }
+        txn.delete_reverse(&part, g);
     }
     Ok(())
 }

@@ -157,8 +157,11 @@ impl<'a> Txn<'a> {
         let n = self.counters.next_nid(kind)?;
         self.batch
             .put(Cf::Strings, keys::string_key(kind, s), values::encode_string_nid(n));
-        self.batch
-            .put(Cf::Nids, keys::nid_key(kind, n).to_vec(), s.as_bytes().to_vec());
+        self.batch.put(
+            Cf::Nids,
+            keys::nid_key(kind, n).to_vec(),
+            keys::text_bytes(kind, s).into_owned(),
+        );
         self.new_strings[kind_slot(kind)].insert(Box::from(s), n);
         Ok(n)
     }
@@ -310,25 +313,26 @@ impl<'a> Txn<'a> {
         }
     }
 
-    /// Maps event `e` to group `g` (both indexes); `old` is its previous group.
-    pub fn put_event_group(&mut self, e: EventNid, g: GroupId, old: Option<GroupId>) {
-        if let Some(og) = old.filter(|&og| og != g) {
-            self.batch
-                .delete(Cf::GroupEvents, keys::group_event_key(og, e).to_vec());
-        }
-        self.batch.put(
-            Cf::EventGroups,
-            keys::event_key(e).to_vec(),
-            values::encode_event_group(g),
-        );
+    /// Maps the event stored as `e` ([`keys::event_key`]) to group `g`
+    /// (both indexes). A previous mapping's reverse entry is the caller's
+    /// to drop ([`Txn::delete_reverse`]), before this put: it may be
+    /// shared.
+    pub fn put_event_group(&mut self, e: &[u8], g: GroupId) {
         self.batch
-            .put(Cf::GroupEvents, keys::group_event_key(g, e).to_vec(), Vec::new());
+            .put(Cf::EventGroups, e.to_vec(), values::encode_event_group(g));
+        self.batch.put(Cf::GroupEvents, keys::group_event_key(g, e), Vec::new());
     }
 
-    /// Removes the mapping of event `e` to group `g` (both indexes).
-    pub fn delete_event_group(&mut self, e: EventNid, g: GroupId) {
-        self.batch.delete(Cf::GroupEvents, keys::group_event_key(g, e).to_vec());
-        self.batch.delete(Cf::EventGroups, keys::event_key(e).to_vec());
+    /// Drops the reverse entry of the event stored as `e` in group `g`.
+    pub fn delete_reverse(&mut self, e: &[u8], g: GroupId) {
+        self.batch.delete(Cf::GroupEvents, keys::group_event_key(g, e));
+    }
+
+    /// Removes the mapping of the event stored as `e` to group `g` (both
+    /// indexes).
+    pub fn delete_event_group(&mut self, e: &[u8], g: GroupId) {
+        self.batch.delete(Cf::GroupEvents, keys::group_event_key(g, e));
+        self.batch.delete(Cf::EventGroups, e.to_vec());
     }
 
     /// Puts a `meta` record.

@@ -1,0 +1,170 @@
+//! Opening a database written in an older format version. Each change is
+//! made in bounded batches, and every step can be interrupted and run
+//! again: the new format version is written only after the last step.
+
+use roaring::RoaringTreemap;
+
+use mxstate_api::{Error, Result};
+
+use crate::format::event_key;
+use crate::format::keys::{self, meta, StrKind};
+use crate::format::record::{decode_record, Record};
+use crate::format::values;
+use crate::format::version::FormatVersion;
+use crate::kv::{Batch, Cf, KvStore};
+
+/// Entries read and rewritten per batch.
+const BATCH: usize = 10_000;
+
+/// Brings a database of format `from` to the current format.
+pub(super) fn migrate(kv: &dyn KvStore, from: FormatVersion) -> Result<()> {
+    // Versions 2 and 3 add the `deletion` and `auth` column families,
+    // which the backend created empty: nothing to rewrite.
+    if (from as u32) < (FormatVersion::V4 as u32) {
+        tracing::info!(from = from as u32, "migrating event ids to format 4");
+        event_ids(kv)?;
+    }
+    let mut b = Batch::default();
+    b.put(
+        Cf::Meta,
+        meta::FORMAT.to_vec(),
+        FormatVersion::CURRENT.to_bytes().to_vec(),
+    );
+    kv.write(b)
+}
+
+/// Format 4: event mappings keyed by the stored event id, event ids in
+/// their stored form, and events that only had a mapping no longer
+/// interned.
+fn event_ids(kv: &dyn KvStore) -> Result<()> {
+    mappings(kv)?;
+    let used = interned_events_in_use(kv)?;
+    let kind = StrKind::Event as u8;
+    // `strings`: `E` + text -> nid. Stored forms of hash ids sort before
+    // `$` and are not visited again.
+    in_batches(kv, Cf::Strings, &[kind, b'$'], &[kind, b'$' + 1], |items, b| {
+        for (k, v) in items {
+            let nid = values::decode_string_nid(v)?;
+            let at = || format!("strings/{}", crate::format::record::shown(k));
+            let text = keys::text_from_bytes(StrKind::Event, k.get(1..).unwrap_or_default(), at)?;
+            if !used.contains(nid) {
+                b.delete(Cf::Strings, k.clone());
+            } else if event_key::hash_form(&text).is_some() {
+                b.delete(Cf::Strings, k.clone());
+                b.put(Cf::Strings, keys::string_key(StrKind::Event, &text), v.clone());
+            }
+        }
+        Ok(())
+    })?;
+    // `nids`: `E` + nid -> text.
+    in_batches(kv, Cf::Nids, &[kind], &[kind + 1], |items, b| {
+        for (k, v) in items {
+            let nid = keys::suffix_u64(k, 1, "nids key")?;
+            if !used.contains(nid) {
+                b.delete(Cf::Nids, k.clone());
+            } else if v.first() == Some(&b'$') {
+                let at = || format!("nids/E/{nid}");
+                let text = keys::text_from_bytes(StrKind::Event, v, at)?;
+                if let Some(h) = event_key::hash_form(&text) {
+                    b.put(Cf::Nids, k.clone(), h.to_vec());
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `event_groups` from `event nid (u64 BE) -> group` to `stored id ->
+/// group`, and `group_events` from `group + event nid` to `group + part
+/// of the stored id`. Old keys are 8 bytes starting with `00` (nids are
+/// far below 2^56); new keys never start with `00`.
+fn mappings(kv: &dyn KvStore) -> Result<()> {
+    in_batches(kv, Cf::EventGroups, &[0], &[1], |items, b| {
+        let mut nks = Vec::with_capacity(items.len());
+        for (k, _) in items {
+            let nid = keys::parse_u64(k, "event_groups key (format 3)")?;
+            nks.push(keys::nid_key(StrKind::Event, nid).to_vec());
+        }
+        for ((k, v), text) in items.iter().zip(kv.multi_get(Cf::Nids, &nks)?) {
+            let nid = keys::parse_u64(k, "event_groups key (format 3)")?;
+            let at = || format!("nids/E/{nid}");
+            let text = text.ok_or_else(|| Error::corrupt("interned string", at(), "missing"))?;
+            let text = keys::text_from_bytes(StrKind::Event, &text, at)?;
+            let g = values::decode_event_group(v)?;
+            let ek = keys::event_key(&text);
+            let mut old_reverse = g.to_be_bytes().to_vec();
+            old_reverse.extend_from_slice(k);
+            b.delete(Cf::EventGroups, k.clone());
+            b.delete(Cf::GroupEvents, old_reverse);
+            b.put(Cf::GroupEvents, keys::group_event_key(g, &ek), Vec::new());
+            b.put(Cf::EventGroups, ek, v.clone());
+        }
+        Ok(())
+    })
+}
+
+/// The event nids that records still name: groups' own events and
+/// deltas, snapshot sections, current state, and the auth index.
+fn interned_events_in_use(kv: &dyn KvStore) -> Result<RoaringTreemap> {
+    let mut used = RoaringTreemap::new();
+    for cf in [Cf::Groups, Cf::Snapshots, Cf::CurrentState, Cf::Auth] {
+        kv.scan_prefix(cf, &[], &mut |k, v| {
+            match decode_record(cf, k, v)? {
+                Record::Group { record, .. } => {
+                    used.insert(record.event);
+                    if let crate::format::group::Physical::Delta { delta, .. } = &record.physical {
+                        used.extend(delta.iter().filter_map(|e| e.1));
+                    }
+                    if let Some(d) = &record.logical {
+                        used.extend(d.iter().filter_map(|e| e.1));
+                    }
+                }
+                Record::SnapSection { section, .. } => used.extend(section.events.iter().copied()),
+                Record::Current { event, .. } => {
+                    used.insert(event);
+                }
+                Record::Auth { event, auth, .. } => {
+                    used.insert(event);
+                    used.extend(auth);
+                }
+                _ => {}
+            }
+            Ok(true)
+        })?;
+    }
+    Ok(used)
+}
+
+/// Visits the entries of `cf` in `lower..upper`, highest key first, up to
+/// [`BATCH`] at a time; `step` fills a batch that is written before the
+/// next entries are read. Entries `step` writes back inside the range are
+/// not visited again.
+fn in_batches(
+    kv: &dyn KvStore,
+    cf: Cf,
+    lower: &[u8],
+    upper: &[u8],
+    mut step: impl FnMut(&[(Vec<u8>, Vec<u8>)], &mut Batch) -> Result<()>,
+) -> Result<()> {
+    let mut upper = upper.to_vec();
+    loop {
+        let mut items = Vec::new();
+        kv.scan_range_rev(cf, lower, &upper, &mut |k, v| {
+            items.push((k.to_vec(), v.to_vec()));
+            Ok(items.len() < BATCH)
+        })?;
+        let Some((lowest, _)) = items.last() else {
+            return Ok(());
+        };
+        let lowest = lowest.clone();
+        let mut b = Batch::default();
+        step(&items, &mut b)?;
+        if !b.is_empty() {
+            kv.write(b)?;
+        }
+        if items.len() < BATCH {
+            return Ok(());
+        }
+        upper = lowest;
+    }
+}
