@@ -137,6 +137,24 @@ fn the_key_value_contract() {
             vec![0, 0]
         ]
     );
+    // Ascending range scans, across pages, stopped early, and empty.
+    let mut up = Vec::new();
+    kv.scan_range(Cf::Groups, &[0, 0], &[0xff, 0], &mut |k, _| {
+        up.push(k.to_vec());
+        Ok(true)
+    })
+    .unwrap();
+    down.reverse();
+    assert_eq!(up, down);
+    let mut first_four = Vec::new();
+    kv.scan_range(Cf::Groups, &[0], &[0xff, 0xff, 0], &mut |k, _| {
+        first_four.push(k.to_vec());
+        Ok(first_four.len() < 4)
+    })
+    .unwrap();
+    assert_eq!(first_four, vec![vec![0], vec![0, 0], vec![1], vec![1, 0xff]]);
+    kv.scan_range(Cf::Groups, &[3], &[3], &mut |_, _| panic!("an empty range"))
+        .unwrap();
     let mut first_two = Vec::new();
     kv.scan_prefix(Cf::Groups, &[], &mut |k, _| {
         first_two.push(k.to_vec());

@@ -92,6 +92,12 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The first key after `key` in bytewise order.
+fn key_after(mut key: Vec<u8>) -> Vec<u8> {
+    key.push(0);
+    key
+}
+
 impl PgKv {
     /// Connects, makes the tables when `create` is set, and takes ownership.
     pub fn connect(url: &str, create: bool, cfg: &PgConfig) -> Result<PgKv> {
@@ -333,6 +339,48 @@ impl KvStore for PgKv {
         self.scan(scan, visit)
     }
 
+    /// One query of up to `page_rows` rows (one round trip: a run of group
+    /// records); a longer range goes on after the last key of that page,
+    /// streamed as [`KvStore::scan_prefix`] is, in a snapshot of its own.
+    fn scan_range(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        if lower >= upper {
+            return Ok(());
+        }
+        let (id, lo, hi, limit) = (cf_id(cf), lower.to_vec(), upper.to_vec(), self.page_rows);
+        let rows = self.read(move |c| {
+            let rows = c
+                .query(
+                    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k >= $2 AND k < $3 ORDER BY k LIMIT $4",
+                    &[&id, &lo, &hi, &limit],
+                )
+                .map_err(pg)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+                .collect::<Vec<_>>())
+        })?;
+        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= self.page_rows;
+        let mut last = None;
+        for (k, v) in rows {
+            if !visit(&k, &v)? {
+                return Ok(());
+            }
+            last = Some(k);
+        }
+        match last.filter(|_| full) {
+            Some(after) => {
+                let scan = Scan {
+                    sql: SCAN_UP,
+                    cf,
+                    lower: key_after(after),
+                    upper: Some(upper.to_vec()),
+                };
+                self.scan(scan, visit)
+            }
+            None => Ok(()),
+        }
+    }
+
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let (id, lower, upper) = (cf_id(cf), prefix.to_vec(), prefix_end(prefix));
         self.read(move |c| {
@@ -411,6 +459,15 @@ mod tests {
         assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xff, 0xff]), None);
         assert_eq!(prefix_end(&[]), None);
+    }
+
+    #[test]
+    fn a_range_goes_on_right_after_its_last_key() {
+        assert_eq!(key_after(vec![1, 2]), vec![1, 2, 0]);
+        assert_eq!(key_after(vec![0xff]), vec![0xff, 0]);
+        assert_eq!(key_after(Vec::new()), vec![0]);
+        // Nothing sorts between a key and its successor.
+        assert!(vec![1u8, 2] < key_after(vec![1, 2]) && key_after(vec![1, 2]) < vec![1, 2, 0, 0]);
     }
 
     #[test]

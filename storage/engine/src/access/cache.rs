@@ -1,5 +1,6 @@
 //! In-memory caches of decoded records and interned strings.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use quick_cache::sync::Cache;
@@ -51,6 +52,12 @@ impl Weighed for Arc<Chain> {
     }
 }
 
+impl Weighed for Arc<Page> {
+    fn weight(&self) -> u64 {
+        64 + self.bytes.len() as u64 + 12 * self.ids.len() as u64
+    }
+}
+
 impl Weighed for Arc<SnapHeader> {
     fn weight(&self) -> u64 {
         64 + 4 * self.types.len() as u64
@@ -79,9 +86,124 @@ fn cache<K: Eq + std::hash::Hash, V: Weighed + Clone>(bytes: u64) -> WCache<K, V
     Cache::with_weighter((bytes / 256) as usize, bytes, ByWeight)
 }
 
+/// Group ids per page: the records of ids `[n * PAGE_IDS, (n + 1) * PAGE_IDS)`
+/// are read together, in one ordered range read. A room's groups mostly
+/// take consecutive ids and a chain's records are below its group: a
+/// cold chain costs a few range reads instead of one read per hop.
+pub const PAGE_IDS: u64 = 256;
+
+/// The encoded group records of one page of ids, as read from the store:
+/// decoded one by one when a read needs them.
+pub struct Page {
+    /// Ascending.
+    ids: Vec<u64>,
+    /// Record `i` is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl Page {
+    /// An empty page, filled in id order by [`Page::push`].
+    pub fn new() -> Self {
+        Page {
+            ids: Vec::with_capacity(PAGE_IDS as usize),
+            ends: Vec::with_capacity(PAGE_IDS as usize),
+            bytes: Vec::with_capacity(16 * PAGE_IDS as usize),
+        }
+    }
+    /// Adds the record of group `id` (above every id pushed so far).
+    pub fn push(&mut self, id: u64, record: &[u8]) {
+        debug_assert!(self.ids.last().is_none_or(|&l| l < id));
+        self.bytes.extend_from_slice(record);
+        self.ids.push(id);
+        self.ends.push(self.bytes.len());
+    }
+    /// The encoded record of group `id`, if the page holds it.
+    pub fn get(&self, id: u64) -> Option<&[u8]> {
+        let i = self.ids.binary_search(&id).ok()?;
+        let start = match i.checked_sub(1) {
+            Some(p) => *self.ends.get(p)?,
+            None => 0,
+        };
+        self.bytes.get(start..*self.ends.get(i)?)
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Decoded group records by id, and pages of encoded records read with
+/// them ([`Page`]).
+///
+/// A page is what the store held when it was read. [`RecordCache::insert`]
+/// and [`RecordCache::remove`] are how a commit tells that a record was
+/// written or deleted: they drop the record's page, and a page read while
+/// such a commit was applied is not kept (see [`RecordCache::keep_page`]),
+/// so a cached page never misses or holds an outdated record.
+pub struct RecordCache {
+    records: WCache<u64, Arc<GroupRecord>>,
+    pages: WCache<u64, Arc<Page>>,
+    /// Counts the changes told to the cache (pages dropped).
+    changes: AtomicU64,
+}
+
+impl RecordCache {
+    fn new(record_bytes: u64, page_bytes: u64) -> Self {
+        RecordCache {
+            records: cache(record_bytes),
+            pages: Cache::with_weighter((page_bytes / 4096).max(16) as usize, page_bytes, ByWeight),
+            changes: AtomicU64::new(0),
+        }
+    }
+    /// The cached record of group `g`.
+    pub fn get(&self, g: &u64) -> Option<Arc<GroupRecord>> {
+        self.records.get(g)
+    }
+    /// Group `g`'s record was written (committed): remembers it and drops
+    /// its page.
+    pub fn insert(&self, g: u64, r: Arc<GroupRecord>) {
+        self.changed(g);
+        self.records.insert(g, r);
+    }
+    /// Group `g`'s record was deleted (committed).
+    pub fn remove(&self, g: &u64) {
+        self.changed(*g);
+        self.records.remove(g);
+    }
+    fn changed(&self, g: u64) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.pages.remove(&(g / PAGE_IDS));
+    }
+    /// Remembers a record read from the store (nothing changed).
+    pub fn insert_read(&self, g: u64, r: Arc<GroupRecord>) {
+        self.records.insert(g, r);
+    }
+    /// The cached page `n`.
+    pub fn page(&self, n: u64) -> Option<Arc<Page>> {
+        self.pages.get(&n)
+    }
+    /// To take before reading a page from the store, for [`Self::keep_page`].
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+    /// Keeps page `n`, read from the store after [`Self::changes`] gave
+    /// `before`, unless a change was told since: that change may have
+    /// been committed after the read, and its page dropped before this
+    /// insert (a commit that only adds does not wait for readers).
+    pub fn keep_page(&self, n: u64, page: Arc<Page>, before: u64) {
+        self.pages.insert(n, page);
+        if self.changes() != before {
+            self.pages.remove(&n);
+        }
+    }
+}
+
 /// All caches of one engine.
 pub struct Caches {
-    pub records: WCache<u64, Arc<GroupRecord>>,
+    pub records: RecordCache,
     pub sections: WCache<(u64, TypeNid), Arc<Section>>,
     pub headers: WCache<u64, Arc<SnapHeader>>,
     /// Snapshot sections with their strings, as views share them.
@@ -114,7 +236,7 @@ impl Caches {
     pub fn new(bytes: u64) -> Self {
         let part = bytes / 16;
         Caches {
-            records: cache(part * 2),
+            records: RecordCache::new(part * 2, part / 2),
             sections: cache(part * 3),
             headers: cache(part / 4),
             section_tables: cache(part * 2),

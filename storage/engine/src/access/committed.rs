@@ -5,19 +5,13 @@ use std::sync::Arc;
 
 use mxstate_api::{Error, Result};
 
-use crate::format::group::GroupRecord;
+use crate::format::group::{GroupRecord, Physical};
 use crate::format::keys::{self, TypeNid};
 use crate::format::snapshot::{Section, SnapHeader};
 use crate::kv::{Cf, KvStore};
 
-use super::cache::Caches;
-use super::source::{at, chain_of, Chain, Source};
-
-/// Records read with a missing one: the group and the ones just below it
-/// in id order, where a chain's earlier groups mostly are (a room's groups
-/// take ids close together). One ordered range read instead of a point
-/// read per hop: a cold chain costs a few reads, not one per group.
-const PREFETCH: u64 = 32;
+use super::cache::{Caches, Page, PAGE_IDS};
+use super::source::{at, endless, Chain, Source, MAX_HOPS};
 
 /// The committed database, read through the caches.
 pub struct Committed<'a> {
@@ -25,39 +19,137 @@ pub struct Committed<'a> {
     pub caches: &'a Caches,
 }
 
+impl Committed<'_> {
+    /// Page `n` of group records: cached, or read in one range read.
+    fn page(&self, n: u64) -> Result<Arc<Page>> {
+        let records = &self.caches.records;
+        if let Some(p) = records.page(n) {
+            return Ok(p);
+        }
+        let before = records.changes();
+        let lower = keys::group_key(n.saturating_mul(PAGE_IDS));
+        let upper = match n.checked_add(1).and_then(|e| e.checked_mul(PAGE_IDS)) {
+            Some(end) => keys::group_key(end).to_vec(),
+            // The last page: every 8-byte key is below 8 `ff` bytes and a `00`.
+            None => {
+                let mut past_all = vec![0xff; 8];
+                past_all.push(0);
+                past_all
+            }
+        };
+        let mut page = Page::new();
+        self.kv.scan_range(Cf::Groups, &lower, &upper, &mut |k, v| {
+            let id = keys::parse_group_key(k)
+                .ok_or_else(|| Error::corrupt("group key", format!("groups/{k:02x?}"), "not 8 bytes"))?;
+            page.push(id, v);
+            Ok(true)
+        })?;
+        let page = Arc::new(page);
+        records.keep_page(n, page.clone(), before);
+        Ok(page)
+    }
+
+    /// Decodes and caches the record of group `g` from its bytes.
+    fn decoded(&self, g: u64, bytes: &[u8]) -> Result<Arc<GroupRecord>> {
+        let rec = Arc::new(GroupRecord::decode(g, bytes).map_err(|e| at(e, format!("groups/{g}")))?);
+        self.caches.records.insert_read(g, rec.clone());
+        Ok(rec)
+    }
+
+    /// The physical chain of `g`, walked down to the first checkpoint (a
+    /// delta of level 1 or more) whose chain is cached, or to the
+    /// snapshot. The chains of the checkpoints walked are cached on the
+    /// way: the groups stored above a checkpoint share its chain, so a
+    /// later walk stops there.
+    ///
+    /// The records below `g` are decoded from their pages (the last one
+    /// kept at hand) and are not looked up in or added to the record
+    /// cache: a walk mostly meets records no read has decoded yet, and
+    /// the chain keeps them.
+    fn walk(&self, g: u64) -> Result<Chain> {
+        let (mut deltas, mut groups) = (Vec::with_capacity(32), Vec::with_capacity(32));
+        // Indexes into `deltas` of the checkpoints walked (`g` aside).
+        let mut checkpoints = Vec::new();
+        let mut page: Option<(u64, Arc<Page>)> = None;
+        let mut cur = g;
+        let (tail, snap) = loop {
+            let rec = if cur == g {
+                self.existing(cur)?
+            } else {
+                let n = cur / PAGE_IDS;
+                let p = match &page {
+                    Some((at, p)) if *at == n => p.clone(),
+                    _ => {
+                        let p = self.page(n)?;
+                        page = Some((n, p.clone()));
+                        p
+                    }
+                };
+                match p.get(cur) {
+                    Some(bytes) => {
+                        Arc::new(GroupRecord::decode(cur, bytes).map_err(|e| at(e, format!("groups/{cur}")))?)
+                    }
+                    None => self.existing(cur)?,
+                }
+            };
+            let base = match &rec.physical {
+                Physical::Snapshot(s) => break (None, *s),
+                Physical::Delta { base, .. } => *base,
+            };
+            if cur != g && rec.level >= 1 {
+                if let Some(c) = self.caches.chains.get(&cur) {
+                    break (Some(c.clone()), c.snap);
+                }
+                checkpoints.push(deltas.len());
+            }
+            groups.push(cur);
+            deltas.push(rec);
+            if deltas.len() > MAX_HOPS {
+                return Err(endless(g));
+            }
+            cur = base;
+        };
+        if let Some(t) = &tail {
+            deltas.reserve_exact(t.deltas.len());
+            groups.reserve_exact(t.groups.len());
+            deltas.extend(t.deltas.iter().cloned());
+            groups.extend(t.groups.iter().copied());
+        }
+        for &i in &checkpoints {
+            if let (Some(d), Some(gs), Some(&c)) = (deltas.get(i..), groups.get(i..), groups.get(i)) {
+                let chain = Chain {
+                    deltas: d.to_vec(),
+                    groups: gs.to_vec(),
+                    snap,
+                };
+                self.caches.chains.insert(c, Arc::new(chain));
+            }
+        }
+        Ok(Chain { deltas, groups, snap })
+    }
+}
+
 impl Source for Committed<'_> {
     fn record(&self, g: u64) -> Result<Option<Arc<GroupRecord>>> {
         if let Some(r) = self.caches.records.get(&g) {
             return Ok(Some(r));
         }
-        // `g` and up to PREFETCH groups below it, newest first, stopping at
-        // the first one already cached (the rest of the chain likely is too).
-        let lower = keys::group_key(g.saturating_sub(PREFETCH));
-        let upper = keys::group_key(g.saturating_add(1));
-        let mut found = None;
-        let mut first = true;
-        self.kv.scan_range_rev(Cf::Groups, &lower, &upper, &mut |k, v| {
-            let id = keys::parse_group_key(k)
-                .ok_or_else(|| Error::corrupt("group key", format!("groups/{k:02x?}"), "not 8 bytes"))?;
-            if !first && self.caches.records.get(&id).is_some() {
-                return Ok(false);
-            }
-            first = false;
-            let rec = Arc::new(GroupRecord::decode(id, v).map_err(|e| at(e, format!("groups/{id}")))?);
-            self.caches.records.insert(id, rec.clone());
-            if id == g {
-                found = Some(rec);
-            }
-            Ok(true)
-        })?;
-        Ok(found)
+        let page = self.page(g / PAGE_IDS)?;
+        if let Some(bytes) = page.get(g) {
+            return self.decoded(g, bytes).map(Some);
+        }
+        // Not in the page: no such group (a point read to be sure).
+        match self.kv.get(Cf::Groups, &keys::group_key(g))? {
+            Some(bytes) => self.decoded(g, &bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn chain(&self, g: u64) -> Result<Arc<Chain>> {
         if let Some(c) = self.caches.chains.get(&g) {
             return Ok(c);
         }
-        let c = Arc::new(chain_of(self, g)?);
+        let c = Arc::new(self.walk(g)?);
         self.caches.chains.insert(g, c.clone());
         Ok(c)
     }
@@ -86,5 +178,159 @@ impl Source for Committed<'_> {
         let sec = Arc::new(sec);
         self.caches.sections.insert((snap, t), sec.clone());
         Ok(sec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::chain_of;
+    use crate::kv::{Batch, MemKv};
+
+    /// The committed records read with point reads only: the reference.
+    struct Plain<'a>(&'a MemKv);
+
+    impl Source for Plain<'_> {
+        fn record(&self, g: u64) -> Result<Option<Arc<GroupRecord>>> {
+            Ok(match self.0.get(Cf::Groups, &keys::group_key(g))? {
+                Some(b) => Some(Arc::new(GroupRecord::decode(g, &b)?)),
+                None => None,
+            })
+        }
+        fn header(&self, _: u64) -> Result<Arc<SnapHeader>> {
+            Err(Error::internal("not used"))
+        }
+        fn section(&self, _: u64, _: TypeNid) -> Result<Arc<Section>> {
+            Err(Error::internal("not used"))
+        }
+    }
+
+    fn record(g: u64, level: u8, physical: Physical) -> (u64, Vec<u8>) {
+        let rec = GroupRecord {
+            room: 1,
+            event: g,
+            level,
+            ghost: false,
+            prev: None,
+            physical,
+            logical: None,
+        };
+        let mut v = Vec::new();
+        rec.encode(g, &mut v);
+        (g, v)
+    }
+
+    /// Groups 1..=n of one room as the chain policy lays them out (runs of
+    /// 8): level-0 deltas on the previous group, level-1 checkpoints on
+    /// the previous checkpoint, a snapshot at 1; ids from `first`.
+    fn put_room(kv: &MemKv, first: u64, n: u64) {
+        let mut b = Batch::default();
+        let mut checkpoint = first;
+        for i in 0..n {
+            let g = first + i;
+            let (id, v) = if i == 0 {
+                record(g, 3, Physical::Snapshot(first))
+            } else if i % 8 == 0 {
+                let base = checkpoint;
+                checkpoint = g;
+                record(
+                    g,
+                    1,
+                    Physical::Delta {
+                        base,
+                        delta: vec![(i, Some(g))],
+                    },
+                )
+            } else {
+                record(
+                    g,
+                    0,
+                    Physical::Delta {
+                        base: g - 1,
+                        delta: vec![(i, Some(g))],
+                    },
+                )
+            };
+            b.put(Cf::Groups, keys::group_key(id).to_vec(), v);
+        }
+        kv.write(b).unwrap();
+    }
+
+    fn same(a: &Chain, b: &Chain) -> bool {
+        a.snap == b.snap && a.groups == b.groups && a.deltas.iter().zip(&b.deltas).all(|(x, y)| x == y)
+    }
+
+    /// Chains read through pages and cached checkpoint chains are the
+    /// chains walked one point read at a time, in any order, across page
+    /// boundaries, with caches small enough to evict.
+    #[test]
+    fn chains_through_pages_are_the_walked_chains() {
+        let kv = MemKv::new();
+        put_room(&kv, 1, 700);
+        put_room(&kv, PAGE_IDS * 5 - 3, 40);
+        for bytes in [64 << 20, 64 << 10] {
+            let caches = Caches::new(bytes);
+            let src = Committed {
+                kv: &kv,
+                caches: &caches,
+            };
+            let order = (0..700u64)
+                .map(|i| 1 + i * 337 % 700)
+                .chain((PAGE_IDS * 5 - 3..PAGE_IDS * 5 + 37).rev());
+            for g in order {
+                let want = chain_of(&Plain(&kv), g).unwrap();
+                let got = src.chain(g).unwrap();
+                assert!(same(&got, &want), "group {g}");
+                assert_eq!(
+                    src.record(g).unwrap().as_deref(),
+                    Plain(&kv).record(g).unwrap().as_deref()
+                );
+            }
+            assert!(src.record(0).unwrap().is_none());
+            assert!(src.record(702).unwrap().is_none());
+            assert!(src.record(u64::MAX).unwrap().is_none());
+        }
+    }
+
+    /// A page read from the store is not kept when a commit told a change
+    /// meanwhile, and a commit drops the page of a record it writes: a
+    /// group written after its page was read is found.
+    #[test]
+    fn pages_never_hide_a_committed_record() {
+        let kv = MemKv::new();
+        put_room(&kv, 1, 20);
+        let caches = Caches::new(64 << 20);
+        let src = Committed {
+            kv: &kv,
+            caches: &caches,
+        };
+        assert!(src.record(5).unwrap().is_some());
+        assert!(caches.records.page(0).is_some());
+        // A commit of group 21 (store, then caches), then eviction of its
+        // record: the page read before does not answer for it.
+        let (g, v) = record(
+            21,
+            0,
+            Physical::Delta {
+                base: 20,
+                delta: vec![(1, Some(21))],
+            },
+        );
+        let mut b = Batch::default();
+        b.put(Cf::Groups, keys::group_key(g).to_vec(), v.clone());
+        kv.write(b).unwrap();
+        caches.records.insert(g, Arc::new(GroupRecord::decode(g, &v).unwrap()));
+        assert!(caches.records.page(0).is_none());
+        let fresh = Caches::new(64 << 20);
+        let before = fresh.records.changes();
+        let stale = Arc::new(Page::new());
+        fresh.records.insert(g, Arc::new(GroupRecord::decode(g, &v).unwrap()));
+        fresh.records.keep_page(0, stale, before);
+        assert!(fresh.records.page(0).is_none());
+        let src = Committed {
+            kv: &kv,
+            caches: &fresh,
+        };
+        assert!(src.chain(21).unwrap().groups.starts_with(&[21, 20]));
     }
 }

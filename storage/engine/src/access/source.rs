@@ -12,7 +12,7 @@ use crate::format::keys::TypeNid;
 use crate::format::snapshot::{Section, SnapHeader};
 
 /// Longest physical chain accepted before the data is called corrupt.
-const MAX_HOPS: usize = 1 << 16;
+pub(super) const MAX_HOPS: usize = 1 << 16;
 
 /// A group's physical chain: deltas nearest first, then the snapshot.
 pub struct Chain {
@@ -63,13 +63,15 @@ pub fn chain_of<S: Source + ?Sized>(src: &S, g: u64) -> Result<Chain> {
             }
         }
         if deltas.len() > MAX_HOPS {
-            return Err(Error::corrupt(
-                "group chain",
-                format!("groups/{g}"),
-                "chain does not end",
-            ));
+            return Err(endless(g));
         }
     }
+}
+
+/// The error for the chain of group `g` when it is longer than
+/// [`MAX_HOPS`]: a cycle or damage.
+pub(super) fn endless(g: u64) -> Error {
+    Error::corrupt("group chain", format!("groups/{g}"), "chain does not end")
 }
 
 /// Names the key where corrupt bytes were found.

@@ -99,6 +99,22 @@ impl KvStore for MemKv {
         visit_items(items, visit)
     }
 
+    fn scan_range(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        if lower >= upper {
+            return Ok(());
+        }
+        let items: Vec<(Vec<u8>, Vec<u8>)> = self.read(|m| {
+            m.get(&cf)
+                .map(|f| {
+                    f.range(lower.to_vec()..upper.to_vec())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })?;
+        visit_items(items, visit)
+    }
+
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         self.read(|m| {
             m.get(&cf).and_then(|f| {
@@ -160,6 +176,25 @@ mod tests {
         })
         .unwrap();
         assert_eq!(rev, vec![vec![1, 2], vec![1, 1]]);
+        let mut up = Vec::new();
+        kv.scan_range(Cf::Groups, &[1, 1], &[1, 3], &mut |k, _| {
+            up.push(k.to_vec());
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(up, vec![vec![1, 1], vec![1, 2]]);
+        // Upper bound excluded, stopped early, empty and inverted ranges.
+        let mut first = Vec::new();
+        kv.scan_range(Cf::Groups, &[], &[1, 2], &mut |k, _| {
+            first.push(k.to_vec());
+            Ok(false)
+        })
+        .unwrap();
+        assert_eq!(first, vec![vec![1, 1]]);
+        for (lo, hi) in [(&[1u8, 2][..], &[1u8, 2][..]), (&[1, 3], &[1, 1])] {
+            kv.scan_range(Cf::Groups, lo, hi, &mut |k, _| panic!("visited {k:?}"))
+                .unwrap();
+        }
         assert_eq!(
             kv.multi_get(Cf::Groups, &[vec![1, 1], vec![3]]).unwrap(),
             vec![Some(vec![1]), None]

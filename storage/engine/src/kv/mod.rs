@@ -16,9 +16,10 @@
 //!   its documentation names. A batch that is not yet durable is still
 //!   atomic: a power cut keeps a prefix of the batches written, whole.
 //!   [`KvStore::sync`] makes every earlier write durable.
-//! - **Ordered scans**: [`KvStore::scan_prefix`] visits keys in ascending
-//!   bytewise order, [`KvStore::scan_range_rev`] a range in descending
-//!   order; [`KvStore::last_with_prefix`] gives the greatest.
+//! - **Ordered scans**: [`KvStore::scan_prefix`] and [`KvStore::scan_range`]
+//!   visit keys in ascending bytewise order, [`KvStore::scan_range_rev`] a
+//!   range in descending order; [`KvStore::last_with_prefix`] gives the
+//!   greatest.
 //!
 //! # What the engine assumes
 //! **One writer process.** The engine keeps id counters and caches of
@@ -161,6 +162,27 @@ pub trait KvStore: Send + Sync {
     /// Visits the keys in `[lower, upper)` in descending order until
     /// `visit` returns false.
     fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()>;
+    /// Visits the keys in `[lower, upper)` in ascending order until `visit`
+    /// returns false. Meant for bounded ranges read at once (a run of
+    /// group records): a backend where each read is a round trip answers
+    /// a short range in one. A long range may be read in parts, each
+    /// consistent in itself.
+    ///
+    /// The default reads the range with [`KvStore::scan_range_rev`] and
+    /// visits it in ascending order (the whole range is read).
+    fn scan_range(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        self.scan_range_rev(cf, lower, upper, &mut |k, v| {
+            items.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        for (k, v) in items.iter().rev() {
+            if !visit(k, v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// The last key-value pair starting with `prefix`.
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
     /// Where the store is, for messages (a directory, a URL).
@@ -191,6 +213,9 @@ impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
     }
     fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
         (**self).scan_range_rev(cf, lower, upper, visit)
+    }
+    fn scan_range(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+        (**self).scan_range(cf, lower, upper, visit)
     }
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         (**self).last_with_prefix(cf, prefix)
@@ -235,5 +260,61 @@ mod tests {
         assert_eq!(&Cf::ALL[..Cf::V1.len()], &Cf::V1[..]);
         assert_eq!(Cf::ALL[Cf::V1.len()], Cf::Deletion);
         assert_eq!(Cf::ALL[Cf::V1.len() + 1], Cf::Auth);
+    }
+
+    /// A store with only the required methods: `scan_range` is the default.
+    struct Plain(MemKv);
+
+    impl KvStore for Plain {
+        fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.0.get(cf, key)
+        }
+        fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+            self.0.multi_get(cf, keys)
+        }
+        fn write(&self, batch: Batch) -> Result<()> {
+            self.0.write(batch)
+        }
+        fn sync(&self) -> Result<()> {
+            self.0.sync()
+        }
+        fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+            self.0.scan_prefix(cf, prefix, visit)
+        }
+        fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+            self.0.scan_range_rev(cf, lower, upper, visit)
+        }
+        fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+            self.0.last_with_prefix(cf, prefix)
+        }
+        fn location(&self) -> String {
+            self.0.location()
+        }
+    }
+
+    #[test]
+    fn the_default_forward_range_scan_ascends_and_stops() {
+        let kv = Plain(MemKv::new());
+        let mut b = Batch::default();
+        for k in [1u8, 3, 5, 7] {
+            b.put(Cf::Groups, vec![k], vec![k * 10]);
+        }
+        kv.write(b).unwrap();
+        let scan = |lo: &[u8], hi: &[u8], stop_after: usize| {
+            let mut seen = Vec::new();
+            kv.scan_range(Cf::Groups, lo, hi, &mut |k, v| {
+                seen.push((k.to_vec(), v.to_vec()));
+                Ok(seen.len() < stop_after)
+            })
+            .unwrap();
+            seen
+        };
+        assert_eq!(
+            scan(&[2], &[7], usize::MAX),
+            vec![(vec![3], vec![30]), (vec![5], vec![50])]
+        );
+        assert_eq!(scan(&[], &[9], 1), vec![(vec![1], vec![10])]);
+        assert!(scan(&[5], &[5], usize::MAX).is_empty());
+        assert!(scan(&[7], &[1], usize::MAX).is_empty());
     }
 }
