@@ -20,7 +20,8 @@ const BATCH: usize = 10_000;
 pub(super) fn migrate(kv: &dyn KvStore, from: FormatVersion) -> Result<()> {
     // Versions 2 and 3 add the `deletion` and `auth` column families,
     // which the backend created empty: nothing to rewrite.
-    if (from as u32) < (FormatVersion::V4 as u32) {
+    let rewrites = (from as u32) < (FormatVersion::V4 as u32);
+    if rewrites {
         tracing::info!(from = from as u32, "migrating event ids to format 4");
         event_ids(kv)?;
     }
@@ -30,7 +31,17 @@ pub(super) fn migrate(kv: &dyn KvStore, from: FormatVersion) -> Result<()> {
         meta::FORMAT.to_vec(),
         FormatVersion::CURRENT.to_bytes().to_vec(),
     );
-    kv.write(b)
+    kv.write(b)?;
+    // The rewritten families hold the old records as deletions until a
+    // compaction: a migrated database would take more room than before
+    // (a 51-room database: 62 MiB on disk after the rewrite, 17.7 MiB
+    // compacted; 28.3 MiB in format 3).
+    if rewrites {
+        if let Some(m) = kv.maintenance() {
+            m.compact()?;
+        }
+    }
+    Ok(())
 }
 
 /// Format 4: event mappings keyed by the stored event id, event ids in
