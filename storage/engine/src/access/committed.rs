@@ -6,12 +6,12 @@ use std::sync::Arc;
 use mxstate_api::{Error, Result};
 
 use crate::format::group::{GroupRecord, Physical};
-use crate::format::keys::{self, TypeNid};
+use crate::format::keys::{self, EventNid, IKey, TypeNid};
 use crate::format::snapshot::{Section, SnapHeader};
 use crate::kv::{Cf, KvStore};
 
 use super::cache::{Caches, Page, PAGE_IDS};
-use super::source::{at, endless, Chain, Source, MAX_HOPS};
+use super::source::{at, endless, found_entries, lookup_in_chain, Chain, Source, MAX_HOPS};
 
 /// The committed database, read through the caches.
 pub struct Committed<'a> {
@@ -21,7 +21,7 @@ pub struct Committed<'a> {
 
 impl Committed<'_> {
     /// Page `n` of group records: cached, or read in one range read.
-    fn page(&self, n: u64) -> Result<Arc<Page>> {
+    pub(super) fn page(&self, n: u64) -> Result<Arc<Page>> {
         let records = &self.caches.records;
         if let Some(p) = records.page(n) {
             return Ok(p);
@@ -154,6 +154,16 @@ impl Source for Committed<'_> {
         Ok(c)
     }
 
+    /// On a cached chain; else walked in encoded form ([`super::point`]).
+    fn point_lookup(&self, g: u64, keys: &[IKey]) -> Result<Vec<(IKey, EventNid)>> {
+        if let Some(chain) = self.caches.chains.get(&g) {
+            let mut found = vec![None; keys.len()];
+            lookup_in_chain(self, &chain, keys, &mut found)?;
+            return Ok(found_entries(keys, &found));
+        }
+        self.point_walk(g, keys)
+    }
+
     fn header(&self, snap: u64) -> Result<Arc<SnapHeader>> {
         if let Some(h) = self.caches.headers.get(&snap) {
             return Ok(h);
@@ -185,6 +195,7 @@ impl Source for Committed<'_> {
 mod tests {
     use super::*;
     use crate::access::chain_of;
+    use crate::access::source::{found_entries, lookup_in_chain};
     use crate::kv::{Batch, MemKv};
 
     /// The committed records read with point reads only: the reference.
@@ -197,11 +208,19 @@ mod tests {
                 None => None,
             })
         }
-        fn header(&self, _: u64) -> Result<Arc<SnapHeader>> {
-            Err(Error::internal("not used"))
+        fn header(&self, snap: u64) -> Result<Arc<SnapHeader>> {
+            let b = self.0.get(Cf::Snapshots, &keys::snap_header_key(snap))?;
+            Ok(Arc::new(SnapHeader::decode(
+                &b.ok_or_else(|| Error::internal("no header"))?,
+            )?))
         }
-        fn section(&self, _: u64, _: TypeNid) -> Result<Arc<Section>> {
-            Err(Error::internal("not used"))
+        fn section(&self, snap: u64, t: TypeNid) -> Result<Arc<Section>> {
+            Ok(Arc::new(
+                match self.0.get(Cf::Snapshots, &keys::snap_section_key(snap, t))? {
+                    Some(b) => Section::decode(&b)?,
+                    None => Section::default(),
+                },
+            ))
         }
     }
 
@@ -222,12 +241,15 @@ mod tests {
 
     /// Groups 1..=n of one room as the chain policy lays them out (runs of
     /// 8): level-0 deltas on the previous group, level-1 checkpoints on
-    /// the previous checkpoint, a snapshot at 1; ids from `first`.
+    /// the previous checkpoint, a snapshot at 1; ids from `first`. Group
+    /// `first + i` sets key `i`, and sets or (every fifth) removes key
+    /// `ikey(1, i % 7)`, which many deltas of a chain decide.
     fn put_room(kv: &MemKv, first: u64, n: u64) {
         let mut b = Batch::default();
         let mut checkpoint = first;
         for i in 0..n {
             let g = first + i;
+            let shared = (keys::ikey(1, (i % 7) as u32), (i % 5 != 0).then_some(g));
             let (id, v) = if i == 0 {
                 record(g, 3, Physical::Snapshot(first))
             } else if i % 8 == 0 {
@@ -238,7 +260,7 @@ mod tests {
                     1,
                     Physical::Delta {
                         base,
-                        delta: vec![(i, Some(g))],
+                        delta: vec![(i, Some(g)), shared],
                     },
                 )
             } else {
@@ -247,13 +269,108 @@ mod tests {
                     0,
                     Physical::Delta {
                         base: g - 1,
-                        delta: vec![(i, Some(g))],
+                        delta: vec![(i, Some(g)), shared],
                     },
                 )
             };
             b.put(Cf::Groups, keys::group_key(id).to_vec(), v);
         }
         kv.write(b).unwrap();
+    }
+
+    /// The snapshot of a room put by [`put_room`]: type 0 with state keys
+    /// 0, 3, 6, ... below 60 (the deltas set keys 1, 2, ...).
+    fn put_snapshot(kv: &MemKv, snap: u64) {
+        let skeys: Vec<u32> = (0..20).map(|i| i * 3).collect();
+        let sec = Section {
+            events: skeys.iter().map(|&s| 5000 + u64::from(s)).collect(),
+            skeys,
+        };
+        let header = SnapHeader {
+            room: 1,
+            hash: 0,
+            refs: 1,
+            entries: 20,
+            types: vec![0],
+        };
+        let mut b = Batch::default();
+        b.put(Cf::Snapshots, keys::snap_header_key(snap).to_vec(), header.encode());
+        b.put(Cf::Snapshots, keys::snap_section_key(snap, 0).to_vec(), sec.encode());
+        kv.write(b).unwrap();
+    }
+
+    /// Point reads walked in encoded form answer what a search of the
+    /// plainly walked chain answers: from pages, from records decoded in
+    /// the cache (committed after their page was read), stopping at cached
+    /// checkpoint chains, with caches small enough to evict.
+    #[test]
+    fn point_walks_answer_what_the_chain_answers() {
+        let kv = MemKv::new();
+        put_room(&kv, 1, 700);
+        put_snapshot(&kv, 1);
+        let key_sets: Vec<Vec<IKey>> = vec![
+            vec![0],
+            vec![5],
+            vec![3, 4, 59],
+            (0..64).collect(),
+            vec![61, 1000],
+            (0..8).map(|s| keys::ikey(1, s)).collect(),
+            vec![2, keys::ikey(1, 3)],
+        ];
+        for bytes in [64 << 20, 64 << 10] {
+            let caches = Caches::new(bytes);
+            let src = Committed {
+                kv: &kv,
+                caches: &caches,
+            };
+            for (n, g) in (0..700u64).map(|i| 1 + i * 337 % 700).enumerate() {
+                match n % 4 {
+                    // Some chains cached: later walks stop at them.
+                    0 => drop(src.chain(g).unwrap()),
+                    // Some records decoded in the cache, their pages dropped.
+                    1 => {
+                        let r = Plain(&kv).record(g).unwrap().unwrap();
+                        caches.records.insert(g, r);
+                    }
+                    _ => {}
+                }
+                let chain = chain_of(&Plain(&kv), g).unwrap();
+                for ks in &key_sets {
+                    let mut want = vec![None; ks.len()];
+                    lookup_in_chain(&Plain(&kv), &chain, ks, &mut want).unwrap();
+                    let got = src.point_lookup(g, ks).unwrap();
+                    assert_eq!(got, found_entries(ks, &want), "group {g}, keys {ks:?}");
+                    let walked = src.point_walk(g, ks).unwrap();
+                    assert_eq!(walked, got, "group {g}, keys {ks:?}");
+                }
+                src.check_live(g).unwrap();
+            }
+            assert!(matches!(src.check_live(701), Err(Error::UnknownGroup(701))));
+            assert!(matches!(src.point_walk(701, &[1]), Err(Error::UnknownGroup(701))));
+        }
+    }
+
+    /// A ghost is not live, whether read from its page or decoded.
+    #[test]
+    fn ghosts_are_not_live() {
+        let kv = MemKv::new();
+        put_room(&kv, 1, 20);
+        let mut rec = Plain(&kv).record(5).unwrap().unwrap().as_ref().clone();
+        rec.ghost = true;
+        let mut v = Vec::new();
+        rec.encode(5, &mut v);
+        let mut b = Batch::default();
+        b.put(Cf::Groups, keys::group_key(5).to_vec(), v);
+        kv.write(b).unwrap();
+        let caches = Caches::new(64 << 20);
+        let src = Committed {
+            kv: &kv,
+            caches: &caches,
+        };
+        assert!(matches!(src.check_live(5), Err(Error::UnknownGroup(5))));
+        src.check_live(6).unwrap();
+        caches.records.insert(5, Arc::new(rec));
+        assert!(matches!(src.check_live(5), Err(Error::UnknownGroup(5))));
     }
 
     fn same(a: &Chain, b: &Chain) -> bool {

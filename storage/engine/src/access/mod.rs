@@ -4,8 +4,9 @@
 mod cache;
 mod committed;
 pub mod intern;
+mod point;
 mod source;
 
 pub use cache::Caches;
 pub use committed::Committed;
-pub use source::{at, chain_of, Chain, Source};
+pub use source::{at, chain_of, Source};

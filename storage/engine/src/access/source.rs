@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mxstate_api::{Error, Result};
 
 use crate::format::group::{GroupRecord, Physical};
-use crate::format::keys::TypeNid;
+use crate::format::keys::{ikey_skey, ikey_type, EventNid, IKey, TypeNid};
 use crate::format::snapshot::{Section, SnapHeader};
 
 /// Longest physical chain accepted before the data is called corrupt.
@@ -40,6 +40,65 @@ pub trait Source {
     fn chain(&self, g: u64) -> Result<Arc<Chain>> {
         Ok(Arc::new(chain_of(self, g)?))
     }
+
+    /// The entries of group `g` for `keys` (ascending): the nearest delta
+    /// of its chain that mentions a key decides it, else its snapshot.
+    fn point_lookup(&self, g: u64, keys: &[IKey]) -> Result<Vec<(IKey, EventNid)>> {
+        let chain = self.chain(g)?;
+        let mut found = vec![None; keys.len()];
+        lookup_in_chain(self, &chain, keys, &mut found)?;
+        Ok(found_entries(keys, &found))
+    }
+}
+
+/// Decides the keys of `keys` whose `found` is `None` on `chain`: the
+/// nearest delta mentioning a key, else the snapshot (`Some(None)` when
+/// neither has it).
+pub fn lookup_in_chain<S: Source + ?Sized>(
+    src: &S,
+    chain: &Chain,
+    keys: &[IKey],
+    found: &mut [Option<Option<EventNid>>],
+) -> Result<()> {
+    for (&k, slot) in keys.iter().zip(found.iter_mut()) {
+        if slot.is_some() {
+            continue;
+        }
+        *slot = chain.deltas.iter().find_map(|rec| match &rec.physical {
+            Physical::Delta { delta, .. } => crate::delta::lookup(delta, k),
+            Physical::Snapshot(_) => None,
+        });
+    }
+    in_snapshot(src, chain.snap, keys, found)
+}
+
+/// Decides the keys of `keys` whose `found` is `None` from snapshot `snap`.
+pub fn in_snapshot<S: Source + ?Sized>(
+    src: &S,
+    snap: u64,
+    keys: &[IKey],
+    found: &mut [Option<Option<EventNid>>],
+) -> Result<()> {
+    if found.iter().all(Option::is_some) {
+        return Ok(());
+    }
+    let header = src.header(snap)?;
+    for (&k, slot) in keys.iter().zip(found.iter_mut()) {
+        if slot.is_none() {
+            let t = ikey_type(k);
+            *slot = Some(if header.types.binary_search(&t).is_ok() {
+                src.section(snap, t)?.get(ikey_skey(k))
+            } else {
+                None
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The `(key, event)` pairs of the keys found set.
+pub fn found_entries(keys: &[IKey], found: &[Option<Option<EventNid>>]) -> Vec<(IKey, EventNid)> {
+    keys.iter().zip(found).filter_map(|(&k, f)| Some((k, (*f)??))).collect()
 }
 
 /// Walks the physical chain of group `g`.

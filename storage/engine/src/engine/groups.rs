@@ -122,9 +122,7 @@ impl Engine {
         let src = self.committed();
         let mut out = BTreeMap::new();
         for &g in groups {
-            if src.existing(g)?.ghost {
-                return Err(Error::UnknownGroup(g));
-            }
+            src.check_live(g)?;
             let resolved = self.resolved(&src, g, &f)?;
             out.insert(g, self.view(resolved)?.to_map());
         }
@@ -144,9 +142,7 @@ impl Engine {
         let _shared = self.read_gate()?;
         let f = self.ifilter(filter)?;
         let src = self.committed();
-        if src.existing(group)?.ghost {
-            return Err(Error::UnknownGroup(group));
-        }
+        src.check_live(group)?;
         self.view(self.resolved(&src, group, &f)?)
     }
 
@@ -159,9 +155,7 @@ impl Engine {
         };
         let f = self.ifilter(filter)?;
         let src = self.committed();
-        if src.existing(group)?.ghost {
-            return Err(Error::UnknownGroup(group));
-        }
+        src.check_live(group)?;
         Ok(Some((group, self.view(self.resolved(&src, group, &f)?)?)))
     }
 

@@ -139,6 +139,22 @@ impl Engine {
         })
     }
 
+    /// Closes the database in a process about to exit: the store is
+    /// closed as when the engine is dropped, but the caches are left for
+    /// the exit to reclaim instead of being freed entry by entry (after
+    /// reading 3,000 cold groups, a tenth of a short command's time).
+    pub fn close_at_exit(self) {
+        let Engine {
+            kv,
+            caches,
+            auth_graphs,
+            ..
+        } = self;
+        drop(kv);
+        std::mem::forget(caches);
+        std::mem::forget(auth_graphs);
+    }
+
     /// Where the database is (a directory, a URL).
     pub fn location(&self) -> String {
         self.kv.location()

@@ -11,7 +11,7 @@
 //! logical delta if FLAG_LOGICAL. Deltas are encoded by `format::delta`.
 
 use super::delta::{self, Entry};
-use super::keys::{EventNid, RoomNid};
+use super::keys::{EventNid, IKey, RoomNid};
 use super::varint::{put_u64, zigzag, Reader};
 use super::version::{check_record, RECORD_VERSION};
 use mxstate_api::Result;
@@ -104,6 +104,58 @@ impl GroupRecord {
 
     /// Decodes the record of group `id`.
     pub fn decode(id: u64, bytes: &[u8]) -> Result<Self> {
+        let head = RecordHead::parse(id, bytes)?;
+        let mut r = head.rest;
+        let physical = match head.physical {
+            HeadPhysical::Snapshot(s) => Physical::Snapshot(s),
+            HeadPhysical::Delta { base } => Physical::Delta {
+                base,
+                delta: delta::decode(&mut r, head.event)?,
+            },
+        };
+        let logical = if head.flags & FLAG_LOGICAL != 0 {
+            Some(delta::decode(&mut r, head.event)?)
+        } else {
+            None
+        };
+        r.finish()?;
+        Ok(GroupRecord {
+            room: head.room,
+            event: head.event,
+            level: head.level,
+            ghost: head.flags & FLAG_GHOST != 0,
+            prev: head.prev,
+            physical,
+            logical,
+        })
+    }
+}
+
+/// Where a record's state is, as read by [`RecordHead::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadPhysical {
+    /// The full state, in this snapshot.
+    Snapshot(u64),
+    /// A delta on this base; [`RecordHead::delta`] reads it.
+    Delta { base: u64 },
+}
+
+/// The fields of an encoded record before its deltas, read without
+/// decoding them: what a point read walking a chain needs.
+pub struct RecordHead<'a> {
+    flags: u8,
+    pub level: u8,
+    pub room: RoomNid,
+    pub event: EventNid,
+    pub prev: Option<u64>,
+    pub physical: HeadPhysical,
+    /// At the physical delta (for a delta record), else after the snapshot id.
+    rest: Reader<'a>,
+}
+
+impl<'a> RecordHead<'a> {
+    /// Reads the head of the record of group `id`.
+    pub fn parse(id: u64, bytes: &'a [u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "group record");
         check_record(&mut r)?;
         let byte = r.u8()?;
@@ -120,30 +172,39 @@ impl GroupRecord {
             None
         };
         let physical = if flags & FLAG_SNAPSHOT != 0 {
-            Physical::Snapshot(r.u64()?)
+            HeadPhysical::Snapshot(r.u64()?)
         } else {
             let d = r.i64()?;
-            let base = id.wrapping_sub(d as u64);
-            Physical::Delta {
-                base,
-                delta: delta::decode(&mut r, event)?,
+            HeadPhysical::Delta {
+                base: id.wrapping_sub(d as u64),
             }
         };
-        let logical = if flags & FLAG_LOGICAL != 0 {
-            Some(delta::decode(&mut r, event)?)
-        } else {
-            None
-        };
-        r.finish()?;
-        Ok(GroupRecord {
+        Ok(RecordHead {
+            flags,
+            level,
             room,
             event,
-            level,
-            ghost: flags & FLAG_GHOST != 0,
             prev,
             physical,
-            logical,
+            rest: r,
         })
+    }
+
+    /// Whether the group is a ghost (deleted, kept as a base).
+    pub fn ghost(&self) -> bool {
+        self.flags & FLAG_GHOST != 0
+    }
+
+    /// Looks `keys` (ascending) up in the physical delta, as
+    /// [`delta::find`]; nothing for a snapshot record.
+    pub fn find(&self, keys: &[IKey], found: &mut [Option<Option<EventNid>>]) -> Result<()> {
+        match self.physical {
+            HeadPhysical::Snapshot(_) => Ok(()),
+            HeadPhysical::Delta { .. } => {
+                let mut r = self.rest.clone();
+                delta::find(&mut r, self.event, keys, found)
+            }
+        }
     }
 }
 
@@ -169,6 +230,23 @@ mod tests {
         let mut buf = Vec::new();
         rec.encode(42, &mut buf);
         assert_eq!(GroupRecord::decode(42, &buf).unwrap(), rec);
+        let head = RecordHead::parse(42, &buf).unwrap();
+        assert_eq!(
+            (
+                head.level,
+                head.room,
+                head.event,
+                head.prev,
+                head.physical,
+                head.ghost()
+            ),
+            (1, 3, 1000, Some(41), HeadPhysical::Delta { base: 10 }, false)
+        );
+        // The physical delta, not the logical one; removals found as such.
+        let keys = [ikey(1, 2), ikey(1, 3), ikey(1, 5), ikey(4, 0)];
+        let mut found = [None; 4];
+        head.find(&keys, &mut found).unwrap();
+        assert_eq!(found, [Some(Some(999)), None, Some(None), Some(Some(1001))]);
         for cut in 0..buf.len() {
             assert!(GroupRecord::decode(42, &buf[..cut]).is_err(), "cut at {cut}");
         }

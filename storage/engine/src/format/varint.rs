@@ -22,6 +22,7 @@ pub fn unzigzag(v: u64) -> i64 {
 }
 
 /// A cursor over bytes read from disk. Every read is checked.
+#[derive(Clone)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,

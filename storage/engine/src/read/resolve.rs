@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::access::{Chain, Source};
-use crate::delta;
+use crate::access::Source;
 use crate::format::delta as delta_format;
 use crate::format::group::{GroupRecord, Physical};
 use crate::format::keys::{ikey, ikey_skey, ikey_type, EventNid, IKey, TypeNid};
@@ -129,14 +128,14 @@ pub trait Bases {
 
 /// The state of group `g` restricted to `f`.
 pub fn resolve(src: &dyn Source, g: u64, f: &IFilter) -> Result<Resolved> {
-    let chain = src.chain(g)?;
     if let Some(keys) = f.point_keys() {
         return Ok(Resolved {
-            loose: point_lookup(src, &chain, &keys)?,
+            loose: src.point_lookup(g, &keys)?,
             deltas: Vec::new(),
             sections: Vec::new(),
         });
     }
+    let chain = src.chain(g)?;
     let mut m = merge_deltas(&chain.deltas, &chain.groups, f);
     let header = src.header(chain.snap)?;
     let mut sections = Vec::new();
@@ -470,28 +469,6 @@ fn merge_deltas(deltas: &[Arc<GroupRecord>], groups: &[u64], f: &IFilter) -> Mer
         }
     }
     Merged { loose, parts, decided }
-}
-
-/// A few named keys: search each delta, then one snapshot section per type.
-fn point_lookup(src: &dyn Source, chain: &Chain, keys: &[IKey]) -> Result<Vec<(IKey, EventNid)>> {
-    let mut out = Vec::with_capacity(keys.len());
-    'key: for &k in keys {
-        for rec in &chain.deltas {
-            if let Some(v) = delta::lookup(phys_delta(rec), k) {
-                if let Some(e) = v {
-                    out.push((k, e));
-                }
-                continue 'key;
-            }
-        }
-        let header = src.header(chain.snap)?;
-        if header.types.binary_search(&ikey_type(k)).is_ok() {
-            if let Some(e) = src.section(chain.snap, ikey_type(k))?.get(ikey_skey(k)) {
-                out.push((k, e));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// `state(g)` in full, sorted by key.

@@ -66,6 +66,7 @@ pub fn run(a: StateArgs) -> CliResult {
             Err(e) => return Err(CliError::io("stdout", e)),
         }
     }
+    target.close();
     Ok(())
 }
 

@@ -52,6 +52,15 @@ impl Target {
         }
     }
 
+    /// Closes the database or the connection, at the end of a command
+    /// ([`Engine::close_at_exit`]).
+    pub fn close(self) {
+        match self {
+            Target::Local { engine, .. } => engine.close_at_exit(),
+            Target::Remote { .. } => {}
+        }
+    }
+
     /// The engine, when the database is open in this process.
     pub fn engine(&self) -> Option<&Engine> {
         match self {
