@@ -73,6 +73,11 @@ impl Weighed for u64 {
         48
     }
 }
+impl Weighed for () {
+    fn weight(&self) -> u64 {
+        32
+    }
+}
 
 impl<K, V: Weighed> Weighter<K, V> for ByWeight {
     fn weight(&self, _key: &K, val: &V) -> u64 {
@@ -216,6 +221,9 @@ pub struct Caches {
     pub bases: WCache<u64, Arc<Base>>,
     /// Physical chains of committed groups; cleared when a purge rewrites records.
     pub chains: WCache<u64, Arc<Chain>>,
+    /// Groups a point read walked in encoded form (`access::point`): the
+    /// next point read of one builds and caches its chain. A hint only.
+    pub walked: WCache<u64, ()>,
     /// `(kind, text) -> nid`, one cache per kind.
     to_nid: [WCache<Box<str>, u64>; 4],
     /// `(kind, nid) -> text`, one cache per kind.
@@ -243,6 +251,7 @@ impl Caches {
             delta_tables: cache(part),
             bases: cache(part),
             chains: cache(part),
+            walked: cache(part / 8),
             to_nid: std::array::from_fn(|_| cache(part)),
             to_str: std::array::from_fn(|_| cache(part)),
         }

@@ -154,14 +154,22 @@ impl Source for Committed<'_> {
         Ok(c)
     }
 
-    /// On a cached chain; else walked in encoded form ([`super::point`]).
+    /// On a cached chain; the first time a group is read this way, walked
+    /// in encoded form ([`super::point`]); the second time, on its chain,
+    /// built and cached then. A cold read of many groups, each once, builds
+    /// no chains; a group read again is read as fast as a warm one.
     fn point_lookup(&self, g: u64, keys: &[IKey]) -> Result<Vec<(IKey, EventNid)>> {
-        if let Some(chain) = self.caches.chains.get(&g) {
-            let mut found = vec![None; keys.len()];
-            lookup_in_chain(self, &chain, keys, &mut found)?;
-            return Ok(found_entries(keys, &found));
-        }
-        self.point_walk(g, keys)
+        let chain = match self.caches.chains.get(&g) {
+            Some(chain) => chain,
+            None if self.caches.walked.get(&g).is_some() => self.chain(g)?,
+            None => {
+                self.caches.walked.insert(g, ());
+                return self.point_walk(g, keys);
+            }
+        };
+        let mut found = vec![None; keys.len()];
+        lookup_in_chain(self, &chain, keys, &mut found)?;
+        Ok(found_entries(keys, &found))
     }
 
     fn header(&self, snap: u64) -> Result<Arc<SnapHeader>> {
@@ -342,6 +350,11 @@ mod tests {
                     assert_eq!(got, found_entries(ks, &want), "group {g}, keys {ks:?}");
                     let walked = src.point_walk(g, ks).unwrap();
                     assert_eq!(walked, got, "group {g}, keys {ks:?}");
+                }
+                // Read more than once, a group has its chain cached (unless
+                // the small caches evicted it).
+                if bytes > 1 << 20 {
+                    assert!(caches.chains.get(&g).is_some(), "group {g}");
                 }
                 src.check_live(g).unwrap();
             }
