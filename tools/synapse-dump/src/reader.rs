@@ -169,12 +169,21 @@ impl DumpReader {
     /// The next row of a table read ([`Include`]), or `None` at the end.
     /// Stops after the first error, as the iterator does.
     pub fn next_row(&mut self) -> Option<Result<SourceRow, DumpError>> {
+        let mut row = SourceRow::placeholder();
+        Some(self.next_row_into(&mut row)?.map(|()| row))
+    }
+
+    /// [`DumpReader::next_row`] into `row`, reusing its strings' buffers
+    /// when it holds a row of the same table (a reader that keeps its rows
+    /// allocates nothing per row). `Some(Ok(()))`: `row` is the next row;
+    /// after `None` or an error, `row` holds anything.
+    pub fn next_row_into(&mut self, row: &mut SourceRow) -> Option<Result<(), DumpError>> {
         if self.done {
             return None;
         }
-        match self.step() {
-            Ok(Some(row)) => Some(Ok(row)),
-            Ok(None) => {
+        match self.step(row) {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => {
                 self.done = true;
                 None
             }
@@ -185,8 +194,9 @@ impl DumpReader {
         }
     }
 
-    /// Reads lines until the next row, the end, or an error.
-    fn step(&mut self) -> Result<Option<SourceRow>, DumpError> {
+    /// Reads lines until the next row (into `out`: true), the end (false),
+    /// or an error.
+    fn step(&mut self, out: &mut SourceRow) -> Result<bool, DumpError> {
         loop {
             let cap = if self.verified { usize::MAX } else { SNIFF_LINE_CAP };
             let end = read_line(&mut *self.input.reader, &mut self.line, cap).map_err(|source| DumpError::Io {
@@ -194,7 +204,7 @@ impl DumpReader {
                 source,
             })?;
             if end == LineEnd::Eof {
-                return self.at_eof();
+                return self.at_eof().map(|()| false);
             }
             self.line_no += 1;
             match self.block {
@@ -206,7 +216,7 @@ impl DumpReader {
                         self.block = Block::Sql;
                         continue;
                     }
-                    return self.row(layout, start).map(Some);
+                    return self.row(layout, start, out).map(|()| true);
                 }
                 Block::Skip { ref table, start } => {
                     if end == LineEnd::Partial {
@@ -229,7 +239,7 @@ impl DumpReader {
     }
 
     /// Decodes the current line as a row of `layout`'s table.
-    fn row(&mut self, layout: RowLayout, start: u64) -> Result<SourceRow, DumpError> {
+    fn row(&mut self, layout: RowLayout, start: u64, out: &mut SourceRow) -> Result<(), DumpError> {
         let line_no = self.line_no;
         let name = &self.name;
         self.fields
@@ -243,7 +253,7 @@ impl DumpReader {
                 copy_line: start,
             });
         }
-        layout.row(&self.fields, || Location::new(name, line_no))
+        layout.row_into(&self.fields, || Location::new(name, line_no), out)
     }
 
     /// Checks, in the first lines, that the input looks like a SQL dump.
@@ -320,7 +330,7 @@ impl DumpReader {
     }
 
     /// The input ended (after `line_no` lines).
-    fn at_eof(&mut self) -> Result<Option<SourceRow>, DumpError> {
+    fn at_eof(&mut self) -> Result<(), DumpError> {
         self.input.finish(self.at(self.line_no))?;
         let eof_line = self.line_no + 1;
         match &self.block {
@@ -348,7 +358,7 @@ impl DumpReader {
                 at: self.at(self.line_no),
             });
         }
-        Ok(None)
+        Ok(())
     }
 }
 

@@ -79,6 +79,43 @@ pub enum SourceRow {
 }
 
 impl SourceRow {
+    /// A row that allocates nothing, to be overwritten (e.g. by
+    /// [`crate::DumpReader::next_row_into`]).
+    pub fn placeholder() -> Self {
+        SourceRow::State(Record::Edge {
+            state_group: 0,
+            prev_state_group: 0,
+        })
+    }
+
+    /// A row of `table` with empty strings and zero ids.
+    pub(crate) fn empty(table: Table) -> Self {
+        match table {
+            Table::EventAuth => SourceRow::Auth(AuthEdge {
+                event_id: String::new(),
+                auth_id: String::new(),
+                room_id: String::new(),
+            }),
+            Table::EventToStateGroups => SourceRow::State(Record::EventToStateGroup {
+                event_id: String::new(),
+                state_group: 0,
+            }),
+            Table::StateGroupEdges => SourceRow::placeholder(),
+            Table::StateGroups => SourceRow::State(Record::StateGroup {
+                id: 0,
+                room_id: String::new(),
+                event_id: String::new(),
+            }),
+            Table::StateGroupsState => SourceRow::State(Record::StateRow {
+                state_group: 0,
+                room_id: String::new(),
+                event_type: String::new(),
+                state_key: String::new(),
+                event_id: String::new(),
+            }),
+        }
+    }
+
     /// The table this row belongs to.
     pub fn table(&self) -> Table {
         match self {

@@ -44,6 +44,19 @@ impl RowLayout {
     /// Builds the row of one decoded line. `at` gives the row's location
     /// and is only called on error.
     pub(crate) fn row(&self, fields: &FieldDecoder, at: impl Fn() -> Location) -> Result<SourceRow, DumpError> {
+        let mut row = SourceRow::placeholder();
+        self.row_into(fields, at, &mut row)?;
+        Ok(row)
+    }
+
+    /// [`RowLayout::row`] into `out`, reusing its strings' buffers when it
+    /// holds a row of the same table. On error `out` holds anything.
+    pub(crate) fn row_into(
+        &self,
+        fields: &FieldDecoder,
+        at: impl Fn() -> Location,
+        out: &mut SourceRow,
+    ) -> Result<(), DumpError> {
         if fields.len() != self.width {
             return Err(DumpError::ColumnCount {
                 at: at(),
@@ -72,35 +85,59 @@ impl RowLayout {
                 value: value.to_owned(),
             })
         };
-        Ok(SourceRow::State(match self.table {
-            Table::EventAuth => {
-                return Ok(SourceRow::Auth(AuthEdge {
-                    event_id: text(0)?.to_owned(),
-                    auth_id: text(1)?.to_owned(),
-                    room_id: text(2)?.to_owned(),
-                }))
+        // Copies field `k` into `s`, keeping `s`'s buffer.
+        let set = |s: &mut String, k: usize| -> Result<(), DumpError> {
+            let value = text(k)?;
+            s.clear();
+            s.push_str(value);
+            Ok(())
+        };
+        if out.table() != self.table {
+            *out = SourceRow::empty(self.table);
+        }
+        // The fields are read in the same order as the columns are listed,
+        // so the first bad one is the one reported.
+        match out {
+            SourceRow::Auth(AuthEdge {
+                event_id,
+                auth_id,
+                room_id,
+            }) => {
+                set(event_id, 0)?;
+                set(auth_id, 1)?;
+                set(room_id, 2)?;
             }
-            Table::EventToStateGroups => Record::EventToStateGroup {
-                event_id: text(0)?.to_owned(),
-                state_group: number(1)?,
-            },
-            Table::StateGroupEdges => Record::Edge {
-                state_group: number(0)?,
-                prev_state_group: number(1)?,
-            },
-            Table::StateGroups => Record::StateGroup {
-                id: number(0)?,
-                room_id: text(1)?.to_owned(),
-                event_id: text(2)?.to_owned(),
-            },
-            Table::StateGroupsState => Record::StateRow {
-                state_group: number(0)?,
-                room_id: text(1)?.to_owned(),
-                event_type: text(2)?.to_owned(),
-                state_key: text(3)?.to_owned(),
-                event_id: text(4)?.to_owned(),
-            },
-        }))
+            SourceRow::State(Record::EventToStateGroup { event_id, state_group }) => {
+                set(event_id, 0)?;
+                *state_group = number(1)?;
+            }
+            SourceRow::State(Record::Edge {
+                state_group,
+                prev_state_group,
+            }) => {
+                *state_group = number(0)?;
+                *prev_state_group = number(1)?;
+            }
+            SourceRow::State(Record::StateGroup { id, room_id, event_id }) => {
+                *id = number(0)?;
+                set(room_id, 1)?;
+                set(event_id, 2)?;
+            }
+            SourceRow::State(Record::StateRow {
+                state_group,
+                room_id,
+                event_type,
+                state_key,
+                event_id,
+            }) => {
+                *state_group = number(0)?;
+                set(room_id, 1)?;
+                set(event_type, 2)?;
+                set(state_key, 3)?;
+                set(event_id, 4)?;
+            }
+        }
+        Ok(())
     }
 }
 

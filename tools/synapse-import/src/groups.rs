@@ -11,43 +11,71 @@ use mxstate_api::{EventId, GroupId, StateKey};
 use mxstate_rocks::{Scratch, ScratchIter};
 
 use crate::error::{ImportError, Result};
-use crate::staged::{decode, edge_prev, split_entry, ChunkRows, GroupRow, RawRow, TAG_EDGE, TAG_GROUP, TAG_ROW};
+use crate::staged::{decode, edge_prev, split_entry_at, ChunkRows, GroupRow, RawRow, TAG_EDGE, TAG_GROUP, TAG_ROW};
 
 /// Rows remembered per generation of the [`RowCache`] (it holds at most
-/// two generations: a few hundred bytes a row, so tens of MB).
+/// two generations: a few hundred bytes a row, so tens of MB); as many
+/// keys and events.
 const CACHE_ROWS: usize = 1 << 17;
 
 /// Recently seen staged rows (their entry bytes) and the key and event
-/// they stand for. Bounded: when the newer generation is full, the older
-/// one is dropped and the newer one takes its place; a row found in the
-/// older one moves to the newer one. Keys come from the source (other
-/// servers' state keys), so the hash is keyed (ahash, random per process).
+/// they stand for; and recently seen keys and events on their own, so that
+/// rows naming the same key (or event) share one: a store recognises a
+/// shared string by its address. Bounded ([`Generations`]). Keys come from
+/// the source (other servers' state keys), so the hash is keyed (ahash,
+/// random per process).
 #[derive(Default)]
 pub struct RowCache {
-    new: HashMap<Box<[u8]>, (StateKey, EventId), ahash::RandomState>,
-    old: HashMap<Box<[u8]>, (StateKey, EventId), ahash::RandomState>,
+    rows: Generations<(StateKey, EventId)>,
+    keys: Generations<StateKey>,
+    events: Generations<EventId>,
 }
 
-impl RowCache {
-    /// The key and event of a row's entry bytes; `fail` locates an error.
-    fn get(&mut self, entry: &[u8], fail: impl Fn(mxstate_api::Error) -> ImportError) -> Result<(StateKey, EventId)> {
-        if let Some(hit) = self.new.get(entry) {
+/// A map by bytes of at most two generations of [`CACHE_ROWS`] entries:
+/// when the newer one is full, the older one is dropped and the newer one
+/// takes its place; an entry found in the older one moves to the newer one.
+struct Generations<V> {
+    new: HashMap<Box<[u8]>, V, ahash::RandomState>,
+    old: HashMap<Box<[u8]>, V, ahash::RandomState>,
+}
+
+impl<V> Default for Generations<V> {
+    fn default() -> Self {
+        Generations {
+            new: HashMap::default(),
+            old: HashMap::default(),
+        }
+    }
+}
+
+impl<V: Clone> Generations<V> {
+    /// The value of `k`, or the one `make` builds (remembered).
+    fn get(&mut self, k: &[u8], make: impl FnOnce() -> Result<V>) -> Result<V> {
+        if let Some(hit) = self.new.get(k) {
             return Ok(hit.clone());
         }
-        let (bytes, value) = match self.old.remove_entry(entry) {
+        let (bytes, value) = match self.old.remove_entry(k) {
             Some(found) => found,
-            None => {
-                let (t, k, e) = split_entry(entry)?;
-                let key = StateKey::new(t, k).map_err(&fail)?;
-                let ev = EventId::parse(e).map_err(&fail)?;
-                (Box::from(entry), (key, ev))
-            }
+            None => (Box::from(k), make()?),
         };
         if self.new.len() >= CACHE_ROWS {
             self.old = std::mem::take(&mut self.new);
         }
         self.new.insert(bytes, value.clone());
         Ok(value)
+    }
+}
+
+impl RowCache {
+    /// The key and event of a row's entry bytes; `fail` locates an error.
+    fn get(&mut self, entry: &[u8], fail: impl Fn(mxstate_api::Error) -> ImportError) -> Result<(StateKey, EventId)> {
+        let RowCache { rows, keys, events } = self;
+        rows.get(entry, || {
+            let (t, k, e, key_len) = split_entry_at(entry)?;
+            let key = keys.get(&entry[..key_len], || StateKey::new(t, k).map_err(&fail))?;
+            let ev = events.get(e.as_bytes(), || EventId::parse(e).map_err(&fail))?;
+            Ok((key, ev))
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! [`Importer`]: staging, then storing groups in id order, then mappings,
+//! [`Importer`]: staging, then storing groups in id order (and the event
+//! mappings alongside, on a thread of their own),
 //! then the auth index room by room.
 
 use std::collections::BTreeSet;
@@ -7,7 +8,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use mxstate_api::{AuthEvents, EventId, GroupId, RoomId, StateDelta, StateMap};
 use mxstate_engine::{Engine, GroupState, NewGroup};
-use mxstate_rocks::Scratch;
+use mxstate_rocks::{Scratch, ScratchIter};
 use mxstate_synapse_dump::{AuthEdge, Record, SourceRow};
 
 use crate::error::{ImportError, Result};
@@ -124,30 +125,59 @@ impl<'e> Importer<'e> {
         self.chunk.flush(&mut self.staging)?;
         self.staging.flush()?;
         self.store_groups(progress)?;
-        self.store_mappings(progress)?;
         self.store_auth(progress)?;
         self.engine.finish_import(fingerprint, &self.description)?;
         Ok(Finished::Imported(self.summary))
     }
 
-    /// Stores the staged groups in id order. One thread walks the scratch
-    /// store and builds each group's rows (the decoding half of the work);
-    /// this one checks and stores them (the engine's half), in batches.
+    /// Stores the staged groups in id order, and the event mappings. One
+    /// thread walks the scratch store and builds each group's rows (the
+    /// decoding half of the work); this one checks and stores them (the
+    /// engine's half), in batches. A third stores the event mappings, in
+    /// source order, each once the groups up to its own are stored
+    /// ([`Frontier`]): a dump lists them by group, so they are stored
+    /// while the groups are, on the time the two others leave.
     fn store_groups(&mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<()> {
         let mut summary = std::mem::take(&mut self.summary);
         let this = &*self;
+        let frontier = Frontier::default();
+        let frontier = &frontier;
         let result = std::thread::scope(|scope| {
+            let spawn_failed = |e: std::io::Error| mxstate_api::Error::internal(format!("starting a thread: {e}"));
             let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_QUEUE);
             let (used_tx, used_rx) = std::sync::mpsc::sync_channel(DECODED_QUEUE);
             let walk = GroupWalk::new(&this.staging);
             std::thread::Builder::new()
                 .name("import-decode".into())
                 .spawn_scoped(scope, move || decode_groups(walk, &tx, &used_rx))
-                .map_err(|e| mxstate_api::Error::internal(format!("starting a thread: {e}")))?;
-            let stored = this.store_decoded(&rx, &used_tx, &mut summary, progress);
+                .map_err(spawn_failed)?;
+            // Stops the mapping thread whatever happens here (even a panic).
+            let ended = EndOnDrop(frontier);
+            let (mapped_tx, mapped_rx) = std::sync::mpsc::channel();
+            let (engine, maps) = (this.engine, this.staging.iter(TAG_MAP));
+            let mapper = std::thread::Builder::new()
+                .name("import-map".into())
+                .spawn_scoped(scope, move || store_mappings(engine, maps, frontier, &mapped_tx))
+                .map_err(spawn_failed)?;
+            let stored = this.store_decoded(&rx, &used_tx, &mut summary, frontier, progress);
             // Stops the decoding thread at its next send if this one stopped early.
             drop(rx);
-            stored
+            frontier.end(stored.is_ok());
+            drop(ended);
+            if stored.is_ok() {
+                for n in &mapped_rx {
+                    progress(Phase::Mappings, n);
+                }
+            }
+            let mapped = mapper
+                .join()
+                .map_err(|_| mxstate_api::Error::internal("the event mapping thread panicked"))?;
+            stored?;
+            let mapped = mapped?;
+            summary.mappings_stored = mapped.stored;
+            summary.mappings_unknown_group = mapped.unknown_group;
+            progress(Phase::Mappings, mapped.stored);
+            Ok(())
         });
         self.summary = summary;
         result
@@ -158,6 +188,7 @@ impl<'e> Importer<'e> {
         rx: &Receiver<Decoded>,
         used: &SyncSender<Vec<Pending>>,
         summary: &mut ImportSummary,
+        frontier: &Frontier,
         progress: &mut dyn FnMut(Phase, u64),
     ) -> Result<()> {
         let mut pending: Vec<Pending> = Vec::new();
@@ -187,6 +218,8 @@ impl<'e> Importer<'e> {
                 pending.push(p);
                 if pending.len() >= BATCH_GROUPS || pending_rows >= BATCH_ROWS {
                     done += self.flush(&pending, summary)?;
+                    // Every staged group up to this one is stored (or was).
+                    frontier.advance(id);
                     // Freed by the decoding thread, which allocated them;
                     // here if it is busy.
                     let _ = used.try_send(std::mem::take(&mut pending));
@@ -344,43 +377,127 @@ impl<'e> Importer<'e> {
         summary.groups_stored += n;
         Ok(n)
     }
+}
 
-    fn store_mappings(&mut self, progress: &mut dyn FnMut(Phase, u64)) -> Result<()> {
-        let mut it = self.staging.iter(TAG_MAP);
-        let mut batch: Vec<(EventId, GroupId)> = Vec::with_capacity(BATCH_MAPPINGS);
-        let mut done = 0;
-        // Mappings of one group usually come together: ask about it once.
-        let mut known: Option<(GroupId, bool)> = None;
-        while let Some((_, v)) = it.peek() {
-            let MapRow { line, event, group: g } = decode(v, "staged mapping")?;
-            let ev = EventId::parse(event).map_err(|err| ImportError::input(line, err.to_string()))?;
-            let exists = match known {
-                Some((k, exists)) if k == g => exists,
-                _ => {
-                    let exists = self.engine.has_group(g)?;
-                    known = Some((g, exists));
-                    exists
-                }
-            };
-            if exists {
-                batch.push((ev, g));
-            } else {
-                self.summary.mappings_unknown_group += 1;
+/// Stores the staged event mappings in source order, each once
+/// `frontier` says its group is settled; sends the count stored after
+/// each batch. Stops early, with nothing to report, when the group
+/// phase failed.
+fn store_mappings(
+    engine: &Engine,
+    mut it: ScratchIter<'_>,
+    frontier: &Frontier,
+    stored: &std::sync::mpsc::Sender<u64>,
+) -> Result<Mapped> {
+    let mut batch: Vec<(EventId, GroupId)> = Vec::with_capacity(BATCH_MAPPINGS);
+    let mut out = Mapped::default();
+    // Mappings of one group usually come together: ask about it once.
+    let mut known: Option<(GroupId, bool)> = None;
+    // Groups up to this one are settled.
+    let mut settled = 0;
+    while let Some((_, v)) = it.peek() {
+        let MapRow { line, event, group: g } = decode(v, "staged mapping")?;
+        let ev = EventId::parse(event).map_err(|err| ImportError::input(line, err.to_string()))?;
+        if g > settled {
+            match frontier.wait_past(g)? {
+                Some(s) => settled = s,
+                None => return Ok(out),
             }
-            if batch.len() >= BATCH_MAPPINGS {
-                self.engine.set_event_groups(&batch)?;
-                done += batch.len() as u64;
-                batch.clear();
-                progress(Phase::Mappings, done);
-            }
-            it.advance();
         }
-        it.status()?;
-        self.engine.set_event_groups(&batch)?;
-        done += batch.len() as u64;
-        progress(Phase::Mappings, done);
-        self.summary.mappings_stored = done;
-        Ok(())
+        let exists = match known {
+            Some((k, exists)) if k == g => exists,
+            _ => {
+                let exists = engine.has_group(g)?;
+                known = Some((g, exists));
+                exists
+            }
+        };
+        if exists {
+            batch.push((ev, g));
+        } else {
+            out.unknown_group += 1;
+        }
+        if batch.len() >= BATCH_MAPPINGS {
+            engine.set_event_groups(&batch)?;
+            out.stored += batch.len() as u64;
+            batch.clear();
+            let _ = stored.send(out.stored);
+        }
+        it.advance();
+    }
+    it.status()?;
+    engine.set_event_groups(&batch)?;
+    out.stored += batch.len() as u64;
+    Ok(out)
+}
+
+/// What the mapping thread stored.
+#[derive(Default)]
+struct Mapped {
+    stored: u64,
+    /// Left out: their group does not exist.
+    unknown_group: u64,
+}
+
+/// How far the group phase got, for the mapping thread: every staged
+/// group up to `settled` is stored (or was found stored when resuming),
+/// so whether a group up to it exists is known and final.
+#[derive(Default)]
+struct Frontier {
+    state: std::sync::Mutex<FrontierState>,
+    moved: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FrontierState {
+    settled: GroupId,
+    /// `Some(true)`: every group is settled; `Some(false)`: the group phase failed.
+    ended: Option<bool>,
+}
+
+impl Frontier {
+    fn state(&self) -> std::sync::MutexGuard<'_, FrontierState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every staged group up to `g` is settled.
+    fn advance(&self, g: GroupId) {
+        let mut st = self.state();
+        st.settled = st.settled.max(g);
+        self.moved.notify_all();
+    }
+
+    /// The group phase ended: every group is settled (`ok`), or it failed.
+    fn end(&self, ok: bool) {
+        let mut st = self.state();
+        st.ended.get_or_insert(ok);
+        self.moved.notify_all();
+    }
+
+    /// Waits until group `g` is settled; returns the group up to which
+    /// all are, or `None` when the group phase failed.
+    fn wait_past(&self, g: GroupId) -> Result<Option<GroupId>> {
+        let mut st = self.state();
+        loop {
+            match st.ended {
+                Some(true) => return Ok(Some(GroupId::MAX)),
+                Some(false) => return Ok(None),
+                None if st.settled >= g => return Ok(Some(st.settled)),
+                None => {
+                    st = self.moved.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
+        }
+    }
+}
+
+/// Ends the group phase as failed when dropped first (an early return or
+/// a panic), so that the mapping thread never waits forever.
+struct EndOnDrop<'f>(&'f Frontier);
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.end(false);
     }
 }
 

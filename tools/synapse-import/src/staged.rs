@@ -185,17 +185,25 @@ fn bad_row() -> ImportError {
 
 /// The type, state key and event of [`RawRow::entry`].
 pub fn split_entry(entry: &[u8]) -> Result<(&str, &str, &str)> {
-    let mut rest = entry;
-    let mut next = || {
-        get_bytes(&mut rest)
+    split_entry_at(entry).map(|(t, k, e, _)| (t, k, e))
+}
+
+/// [`split_entry`], and the length of the entry's first part, the one
+/// naming the type and state key (`entry[..n]` stands for the key).
+pub fn split_entry_at(entry: &[u8]) -> Result<(&str, &str, &str, usize)> {
+    fn next<'a>(rest: &mut &'a [u8]) -> Result<&'a str> {
+        get_bytes(rest)
             .and_then(|b| std::str::from_utf8(b).ok())
             .ok_or_else(bad_row)
-    };
-    let (t, k, e) = (next()?, next()?, next()?);
+    }
+    let mut rest = entry;
+    let (t, k) = (next(&mut rest)?, next(&mut rest)?);
+    let key_len = entry.len() - rest.len();
+    let e = next(&mut rest)?;
     if !rest.is_empty() {
         return Err(bad_row());
     }
-    Ok((t, k, e))
+    Ok((t, k, e, key_len))
 }
 
 /// A staged `event_to_state_groups` row.

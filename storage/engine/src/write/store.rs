@@ -41,20 +41,74 @@ pub struct NewGroup<'a> {
 /// difference is at most this many entries plus a quarter of the state.
 const FULL_AS_DELTA_SLACK: usize = 64;
 
-/// Per-call memory: each room's latest group, and the group stored last.
+/// Per-call memory: each room's latest group, the group stored last, and
+/// the nids of the strings of the call's groups met so far (by address,
+/// see [`ByAddr`]).
 #[derive(Default)]
-pub struct Latest {
+pub struct Latest<'g> {
     groups: FxHashMap<RoomNid, GroupId>,
     previous: Option<GroupId>,
+    keys: FxHashMap<(ByAddr<'g>, ByAddr<'g>), IKey>,
+    events: FxHashMap<ByAddr<'g>, EventNid>,
+}
+
+/// A string of the groups of one call, compared by address and length.
+///
+/// Callers build their states from shared strings (`Arc<str>`), so the
+/// same key or event usually comes back as the same bytes in memory from
+/// group to group: remembering its nid by address saves the lookup by
+/// text. Sound because every string remembered is borrowed for `'g`, the
+/// whole call: while they are all alive and unchanged, two of them with
+/// the same address and length hold the same text (and two empty ones
+/// the same empty text).
+#[derive(Clone, Copy)]
+struct ByAddr<'g>(&'g str);
+
+impl PartialEq for ByAddr<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_ptr() == other.0.as_ptr() && self.0.len() == other.0.len()
+    }
+}
+
+impl Eq for ByAddr<'_> {}
+
+impl std::hash::Hash for ByAddr<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.0.as_ptr() as usize).hash(h);
+        self.0.len().hash(h);
+    }
+}
+
+impl<'g> Latest<'g> {
+    /// The IKey of `(t, s)`, interning them if new.
+    fn key(&mut self, txn: &mut Txn<'_>, t: &'g str, s: &'g str) -> Result<IKey> {
+        let k = (ByAddr(t), ByAddr(s));
+        if let Some(&ik) = self.keys.get(&k) {
+            return Ok(ik);
+        }
+        let ik = txn.intern_key(t, s)?;
+        self.keys.insert(k, ik);
+        Ok(ik)
+    }
+
+    /// The nid of event `e`, interning it if new.
+    fn event(&mut self, txn: &mut Txn<'_>, e: &'g str) -> Result<EventNid> {
+        if let Some(&n) = self.events.get(&ByAddr(e)) {
+            return Ok(n);
+        }
+        let n = txn.intern(StrKind::Event, e)?;
+        self.events.insert(ByAddr(e), n);
+        Ok(n)
+    }
 }
 
 /// Stores one group in `txn`. With `now_ms`, a pending deletion of its prev
 /// group is bumped (Synapse's deletion protocol: the prev is in use).
-pub fn store_group(
+pub fn store_group<'g>(
     txn: &mut Txn<'_>,
     policy: &ChainPolicy,
-    latest: &mut Latest,
-    g: &NewGroup<'_>,
+    latest: &mut Latest<'g>,
+    g: &NewGroup<'g>,
     now_ms: Option<u64>,
 ) -> Result<GroupId> {
     let state = match g.state {
@@ -94,13 +148,13 @@ pub fn store_group(
                     prev_room: prev_room.to_string(),
                 });
             }
-            let logical = intern_delta(txn, delta)?;
+            let logical = intern_delta(txn, latest, delta)?;
             on_top_of(txn, policy, room, event, prev, &logical, Some(logical.clone()), |t| {
                 Ok(apply(&full_sorted(t, prev)?, &logical))
             })?
         }
         GroupState::Full(state) => {
-            let full = intern_state(txn, state)?;
+            let full = intern_state(txn, latest, state)?;
             let candidate = match latest.groups.get(&room) {
                 Some(&c) => Some(c),
                 None => room_index::latest(txn.kv(), room)?,
@@ -206,12 +260,12 @@ fn on_top_of(
     }
 }
 
-fn intern_delta(txn: &mut Txn<'_>, delta: &StateDelta) -> Result<Vec<Entry>> {
+fn intern_delta<'g>(txn: &mut Txn<'_>, latest: &mut Latest<'g>, delta: &'g StateDelta) -> Result<Vec<Entry>> {
     let mut out = Vec::with_capacity(delta.len());
     for (k, v) in delta {
-        let ik = txn.intern_key(k.event_type(), k.state_key())?;
+        let ik = latest.key(txn, k.event_type(), k.state_key())?;
         let ev = match v {
-            Some(e) => Some(txn.intern(StrKind::Event, e.as_str())?),
+            Some(e) => Some(latest.event(txn, e.as_str())?),
             None => None,
         };
         out.push((ik, ev));
@@ -220,11 +274,11 @@ fn intern_delta(txn: &mut Txn<'_>, delta: &StateDelta) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
-fn intern_state(txn: &mut Txn<'_>, state: &StateMap) -> Result<Vec<(IKey, EventNid)>> {
+fn intern_state<'g>(txn: &mut Txn<'_>, latest: &mut Latest<'g>, state: &'g StateMap) -> Result<Vec<(IKey, EventNid)>> {
     let mut out = Vec::with_capacity(state.len());
     for (k, e) in state {
-        let ik = txn.intern_key(k.event_type(), k.state_key())?;
-        out.push((ik, txn.intern(StrKind::Event, e.as_str())?));
+        let ik = latest.key(txn, k.event_type(), k.state_key())?;
+        out.push((ik, latest.event(txn, e.as_str())?));
     }
     out.sort_unstable_by_key(|e| e.0);
     Ok(out)

@@ -83,11 +83,18 @@ impl Source {
 
     /// The next row.
     pub fn next_row(&mut self) -> Option<Result<SourceRow, DumpError>> {
+        let mut row = SourceRow::placeholder();
+        Some(self.next_row_into(&mut row)?.map(|()| row))
+    }
+
+    /// The next row, into `row`: a dump reuses the buffers of the strings
+    /// `row` holds.
+    pub fn next_row_into(&mut self, row: &mut SourceRow) -> Option<Result<(), DumpError>> {
         match self {
-            Source::Dump(d) => d.next_row(),
+            Source::Dump(d) => d.next_row_into(row),
             Source::Live { records, rows, .. } => {
                 *rows += 1;
-                records.next_row()
+                Some(records.next_row()?.map(|r| *row = r))
             }
         }
     }
@@ -107,8 +114,7 @@ enum Read {
 /// Feeds every row of `source` to `add`, reporting progress. A second
 /// thread reads (and decompresses, and decodes) the source while this one
 /// hands the rows to `add`. Batches go back to the reading thread once
-/// used, to be freed and refilled there (the allocator prefers memory
-/// freed by the thread that allocated it).
+/// used, to be refilled there in place (no allocation per row).
 pub fn pump(
     source: &mut Source,
     progress: &mut super::progress::Progress,
@@ -154,33 +160,39 @@ pub fn pump(
 }
 
 /// The reading thread: sends `source`'s rows in batches until the end or
-/// an error; stops when the receiver is gone. Frees the batches that come
-/// back on `used` and fills them again.
+/// an error; stops when the receiver is gone. Batches that come back on
+/// `used` are filled again in place: their rows' strings keep their
+/// buffers, so a row costs no allocation.
 fn read_rows(source: &mut Source, tx: &SyncSender<Read>, used: &Receiver<Vec<(SourceRow, u64)>>) {
-    let fresh = || match used.try_recv() {
-        Ok(mut batch) => {
-            batch.clear();
-            batch
-        }
-        Err(_) => Vec::with_capacity(READ_BATCH),
-    };
+    let fresh = || used.try_recv().unwrap_or_else(|_| Vec::with_capacity(READ_BATCH));
     let mut batch = fresh();
-    while let Some(rec) = source.next_row() {
-        match rec {
-            Ok(row) => batch.push((row, source.position())),
-            Err(e) => {
+    // Rows `..n` of `batch` are this batch's; those after are old ones to reuse.
+    let mut n = 0;
+    loop {
+        if n == batch.len() {
+            batch.push((SourceRow::placeholder(), 0));
+        }
+        let (row, line) = &mut batch[n];
+        match source.next_row_into(row) {
+            None => break,
+            Some(Ok(())) => *line = source.position(),
+            Some(Err(e)) => {
                 let _ = tx.send(Read::Failed(e));
                 return;
             }
         }
-        if batch.len() >= READ_BATCH {
+        n += 1;
+        if n >= READ_BATCH {
+            batch.truncate(n);
             let full = std::mem::replace(&mut batch, fresh());
+            n = 0;
             if tx.send(Read::Rows(full, source.bytes())).is_err() {
                 return;
             }
         }
     }
-    if !batch.is_empty() {
+    if n > 0 {
+        batch.truncate(n);
         let _ = tx.send(Read::Rows(batch, source.bytes()));
     }
 }
