@@ -25,6 +25,13 @@ enum Located {
     Decoded(Arc<GroupRecord>),
 }
 
+/// [`Committed::locate`] answered a page without the record: a bug.
+fn left_its_page(g: u64) -> Error {
+    Error::internal(format!(
+        "the record of group {g} was located in a page that does not hold it"
+    ))
+}
+
 /// Keys decided so far: `found[i]` for `keys[i]`.
 type Found = [Option<Option<EventNid>>];
 
@@ -39,7 +46,7 @@ impl Committed<'_> {
         for _ in 0..=MAX_HOPS {
             let physical = match self.locate(cur, &mut page)? {
                 Located::Encoded(p) => {
-                    let bytes = p.get(cur).ok_or_else(|| endless(cur))?;
+                    let bytes = p.get(cur).ok_or_else(|| left_its_page(cur))?;
                     let head = RecordHead::parse(cur, bytes).map_err(|e| at(e, format!("groups/{cur}")))?;
                     if self.stopped_at_chain(g, cur, head.level, keys, &mut found)? {
                         return Ok(found_entries(keys, &found));
@@ -91,7 +98,7 @@ impl Committed<'_> {
             match self.locate(g, &mut None)? {
                 Located::Decoded(rec) => rec.ghost,
                 Located::Encoded(p) => {
-                    let bytes = p.get(g).ok_or(Error::UnknownGroup(g))?;
+                    let bytes = p.get(g).ok_or_else(|| left_its_page(g))?;
                     RecordHead::parse(g, bytes)
                         .map_err(|e| at(e, format!("groups/{g}")))?
                         .ghost()
