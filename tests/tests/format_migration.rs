@@ -1,5 +1,5 @@
 //! Databases written by older format versions (committed fixtures: the real
-//! Synapse dump imported by the version-1 and version-3 builds) open, are
+//! Synapse dump imported by the version-1, 3 and 4 builds) open, are
 //! migrated to the current version, and answer exactly as their source
 //! says; a migration interrupted at any store operation finishes when the
 //! database is opened again, with the same result.
@@ -105,14 +105,64 @@ fn event_id_forms(kv: &dyn KvStore) -> (u64, u64, u64) {
     (text_strings, text_keys, mappings)
 }
 
+/// Interned event ids (`strings` entries of kind `E`).
 fn interned_events(kv: &dyn KvStore) -> u64 {
+    count(kv, Cf::Strings, b"E")
+}
+
+fn count(kv: &dyn KvStore, cf: Cf, prefix: &[u8]) -> u64 {
     let mut n = 0;
-    kv.scan_prefix(Cf::Nids, b"E", &mut |_, _| {
+    kv.scan_prefix(cf, prefix, &mut |_, _| {
         n += 1;
         Ok(true)
     })
     .unwrap();
     n
+}
+
+/// `nids` keys: `(single, packed blocks)` over all kinds. Single keys
+/// start with the kind's upper-case letter, blocks with its lower case.
+fn nid_keys(kv: &dyn KvStore) -> (u64, u64) {
+    let (mut single, mut blocks) = (0, 0);
+    kv.scan_prefix(Cf::Nids, &[], &mut |k, _| {
+        match k.first() {
+            Some(b) if b.is_ascii_uppercase() => single += 1,
+            Some(b) if b.is_ascii_lowercase() => blocks += 1,
+            _ => panic!("nids key {k:?}"),
+        }
+        Ok(true)
+    })
+    .unwrap();
+    (single, blocks)
+}
+
+#[test]
+fn version_4_opens_packs_its_strings_and_answers_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = unpack("format-v4-synapse-small.tar.zst", dir.path());
+    let strings = {
+        let kv = RocksKv::open(&db, false, &RocksConfig::default()).unwrap();
+        // Version 4: one `nids` key per interned string, no block.
+        let strings = count(&kv, Cf::Strings, &[]);
+        assert_eq!(nid_keys(&kv), (strings, 0));
+        strings
+    };
+    assert_eq!(strings, 1194);
+    {
+        let engine = mxstate_rocks::open(&db, existing()).unwrap();
+        answers_as_its_source(&engine, dir.path());
+    }
+    let kv = RocksKv::open(&db, false, &RocksConfig::default()).unwrap();
+    assert_eq!(count(&kv, Cf::Strings, &[]), strings);
+    // 3 rooms, 21 types, 156 state keys and 1,014 event ids: every block
+    // but the last of each kind is packed (0 + 0 + 2 + 15 blocks), the
+    // last ones' strings stay single keys (3 + 21 + 28 + 54).
+    assert_eq!(nid_keys(&kv), (3 + 21 + 28 + 54, 2 + 15));
+    drop(kv);
+    // Opening the migrated database again changes nothing.
+    let snapshot = contents(&RocksKv::open(&db, false, &RocksConfig::default()).unwrap());
+    drop(mxstate_rocks::open(&db, existing()).unwrap());
+    assert!(snapshot == contents(&RocksKv::open(&db, false, &RocksConfig::default()).unwrap()));
 }
 
 #[test]

@@ -202,6 +202,59 @@ fn strings_without_their_nid() {
     reports(&kv, "strings and nids agree");
 }
 
+/// The workload and 60 more state events: the first block of event nids
+/// is packed.
+fn workload_with_a_packed_block() -> Arc<MemKv> {
+    let (kv, ids) = workload();
+    let e = open(&kv);
+    let room = RoomId::parse("!r1:x").unwrap();
+    let mut prev = *ids.last().unwrap();
+    for i in 0..60u64 {
+        let d: StateDelta = [(key(i % 11), Some(ev(7000 + i)))].into_iter().collect();
+        prev = e
+            .store_group(NewGroup {
+                id: None,
+                room_id: &room,
+                event_id: &ev(7000 + i),
+                state: GroupState::Delta { prev, delta: &d },
+            })
+            .unwrap();
+    }
+    drop(e);
+    assert!(problems(&kv).is_empty());
+    kv
+}
+
+#[test]
+fn packed_strings_that_disagree() {
+    // A block of event texts: version 1, presence, then length and text.
+    let (block_key, block) = {
+        let kv = workload_with_a_packed_block();
+        first(&kv, Cf::Nids, |k| k.first() == Some(&b'e'))
+    };
+    assert_eq!(block_key, [b'e', 0, 0, 0, 0, 0, 0, 0, 0]);
+    // A nid both packed and single.
+    let kv = workload_with_a_packed_block();
+    put(&kv, Cf::Nids, &[b'E', 0, 0, 0, 0, 0, 0, 0, 3], b"$e3");
+    reports(&kv, "nids packed once");
+    // A block written before the counter passed it.
+    let kv = workload_with_a_packed_block();
+    put(&kv, Cf::Nids, &[b'e', 0, 0, 0, 0, 0, 0, 0, 9], &block);
+    reports(&kv, "nids packed once");
+    // A lost block: its strings have no text.
+    let kv = workload_with_a_packed_block();
+    delete(&kv, Cf::Nids, &block_key);
+    reports(&kv, "strings and nids agree");
+    // A damaged block.
+    let kv = workload_with_a_packed_block();
+    put(&kv, Cf::Nids, &block_key, &block[..block.len() - 1]);
+    let p = problems(&kv);
+    assert!(
+        p.iter().any(|(i, l)| i == "record decodes" && l.starts_with("nids/")),
+        "{p:?}"
+    );
+}
+
 #[test]
 fn counters_behind_the_ids_in_use() {
     let (kv, _) = workload();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::format::keys::{self, StrKind};
+use crate::format::nid_block;
 use crate::format::values;
 use crate::kv::{Cf, KvStore};
 use mxstate_api::{Error, Result};
@@ -22,28 +23,58 @@ pub fn lookup(kv: &dyn KvStore, caches: &Caches, kind: StrKind, s: &str) -> Resu
     Ok(Some(n))
 }
 
-fn decode_text(kind: StrKind, nid: u64, bytes: Vec<u8>) -> Result<Arc<str>> {
-    let s = keys::text_from_bytes(kind, &bytes, || format!("nids/{}/{nid}", kind as u8 as char))?;
-    Ok(Arc::from(s))
+fn decode_text(kind: StrKind, nid: u64, bytes: &[u8]) -> Result<Arc<str>> {
+    let at = || format!("nids/{}/{nid}", kind as u8 as char);
+    match kind {
+        StrKind::Event => crate::format::event_key::decode_arc(bytes, at),
+        _ => std::str::from_utf8(bytes)
+            .map(Arc::from)
+            .map_err(|_| Error::corrupt("interned string", at(), "not UTF-8")),
+    }
 }
 
-/// The texts of `nids`, in order. Misses are read in one multi-get.
+fn missing(kind: StrKind, nid: u64) -> Error {
+    Error::corrupt(
+        "interned string",
+        format!("nids/{}/{nid}", kind as u8 as char),
+        "missing",
+    )
+}
+
+/// The texts of `nids`, in order. Misses are read in one multi-get of the
+/// packed blocks they fall in, and one of single keys for the nids of
+/// blocks not packed yet; each is remembered in the text cache.
 pub fn resolve(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids: &[u64]) -> Result<Vec<Arc<str>>> {
+    resolve_with(kv, caches, kind, nids, true)
+}
+
+/// [`resolve`] for a caller that caches what it builds from the texts (a
+/// section's or a delta's table): the misses are not remembered one by
+/// one, which would cost as much as reading them.
+pub fn resolve_for_table(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids: &[u64]) -> Result<Vec<Arc<str>>> {
+    resolve_with(kv, caches, kind, nids, false)
+}
+
+fn resolve_with(
+    kv: &dyn KvStore,
+    caches: &Caches,
+    kind: StrKind,
+    nids: &[u64],
+    remember: bool,
+) -> Result<Vec<Arc<str>>> {
     let mut out: Vec<Option<Arc<str>>> = nids.iter().map(|&n| caches.text(kind, n)).collect();
-    let missing: Vec<usize> = (0..nids.len()).filter(|&i| out[i].is_none()).collect();
-    if !missing.is_empty() {
-        let ks: Vec<Vec<u8>> = missing.iter().map(|&i| keys::nid_key(kind, nids[i]).to_vec()).collect();
-        for (&i, v) in missing.iter().zip(kv.multi_get(Cf::Nids, &ks)?) {
+    let missing_at: Vec<usize> = (0..nids.len()).filter(|&i| out[i].is_none()).collect();
+    if !missing_at.is_empty() {
+        let found = read_texts(kv, kind, missing_at.iter().map(|&i| nids[i]))?;
+        for i in missing_at {
             let nid = nids[i];
-            let v = v.ok_or_else(|| {
-                Error::corrupt(
-                    "interned string",
-                    format!("nids/{}/{nid}", kind as u8 as char),
-                    "missing",
-                )
-            })?;
-            let s = decode_text(kind, nid, v)?;
-            caches.remember_text(kind, nid, s.clone());
+            let s = match found.binary_search_by_key(&nid, |(n, _)| *n) {
+                Ok(at) => found[at].1.clone(),
+                Err(_) => return Err(missing(kind, nid)),
+            };
+            if remember {
+                caches.remember_text(kind, nid, s.clone());
+            }
             out[i] = Some(s);
         }
     }
@@ -53,9 +84,226 @@ pub fn resolve(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids: &[u64]) -
         .collect()
 }
 
+/// Reads the texts of `nids` from the store: blocks first, then single
+/// keys for the nids whose block is not written. A nid missing from both
+/// is looked for in its block once more: the writer packs a block (its
+/// single keys deleted in the same batch) while readers run. Returns
+/// `(nid, text)` sorted by nid.
+fn read_texts(kv: &dyn KvStore, kind: StrKind, nids: impl Iterator<Item = u64>) -> Result<Vec<(u64, Arc<str>)>> {
+    let mut wanted: Vec<u64> = nids.collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut found = Vec::with_capacity(wanted.len());
+    let singles = from_blocks(kv, kind, &wanted, &mut found)?;
+    if singles.is_empty() {
+        return Ok(found);
+    }
+    let ks: Vec<Vec<u8>> = singles.iter().map(|&n| keys::nid_key(kind, n).to_vec()).collect();
+    let mut moved = Vec::new();
+    for (&nid, v) in singles.iter().zip(kv.multi_get(Cf::Nids, &ks)?) {
+        match v {
+            Some(v) => found.push((nid, decode_text(kind, nid, &v)?)),
+            None => moved.push(nid),
+        }
+    }
+    if !moved.is_empty() {
+        let still = from_blocks(kv, kind, &moved, &mut found)?;
+        if let Some(&nid) = still.first() {
+            return Err(missing(kind, nid));
+        }
+    }
+    found.sort_unstable_by_key(|(n, _)| *n);
+    Ok(found)
+}
+
+/// Reads the blocks of `nids` (sorted) into `found`; returns the nids
+/// whose block is absent. A nid absent from its present block is an error.
+fn from_blocks(kv: &dyn KvStore, kind: StrKind, nids: &[u64], found: &mut Vec<(u64, Arc<str>)>) -> Result<Vec<u64>> {
+    let runs: Vec<&[u64]> = nids
+        .chunk_by(|&a, &b| nid_block::block_of(a) == nid_block::block_of(b))
+        .collect();
+    let blocks: Vec<u64> = runs
+        .iter()
+        .map(|r| nid_block::block_of(r.first().copied().unwrap_or_default()))
+        .collect();
+    let ks: Vec<Vec<u8>> = blocks.iter().map(|&b| keys::nid_block_key(kind, b).to_vec()).collect();
+    let values = kv.multi_get(Cf::Nids, &ks)?;
+    let mut absent = Vec::new();
+    for ((&b, in_block), v) in blocks.iter().zip(runs).zip(values) {
+        let Some(v) = v else {
+            absent.extend_from_slice(in_block);
+            continue;
+        };
+        let block = nid_block::Block::parse(&v).map_err(|e| {
+            Error::corrupt(
+                "interned strings block",
+                format!("nids/{}/block {b}", (kind as u8).to_ascii_lowercase() as char),
+                e.to_string(),
+            )
+        })?;
+        for &nid in in_block {
+            let text = block.text(nid).ok_or_else(|| missing(kind, nid))?;
+            found.push((nid, decode_text(kind, nid, text)?));
+        }
+    }
+    Ok(absent)
+}
+
+/// The stored text of one nid (the checker's view): its single key, else
+/// its slot in its block. Read in that order, a concurrent packing of the
+/// block cannot hide it.
+pub fn stored_text(kv: &dyn KvStore, kind: StrKind, nid: u64) -> Result<Option<Vec<u8>>> {
+    if let Some(v) = kv.get(Cf::Nids, &keys::nid_key(kind, nid))? {
+        return Ok(Some(v));
+    }
+    let Some(v) = kv.get(Cf::Nids, &keys::nid_block_key(kind, nid_block::block_of(nid)))? else {
+        return Ok(None);
+    };
+    Ok(nid_block::Block::parse(&v)?.text(nid).map(<[u8]>::to_vec))
+}
+
 /// The text of one nid.
 pub fn resolve_one(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nid: u64) -> Result<Arc<str>> {
     resolve(kv, caches, kind, &[nid])?
         .pop()
         .ok_or_else(|| Error::corrupt("interned string", format!("nid {nid}"), "unresolved"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::format::counters::Counters;
+    use crate::format::keys::nid_block_key;
+    use crate::kv::{Batch, MemKv, Visit};
+    use crate::write::txn::{LastRanges, Txn};
+
+    fn text(kind: StrKind, i: u64) -> String {
+        match kind {
+            StrKind::Event => format!("$event{i}:example.org"),
+            _ => format!("skey {i} ü"),
+        }
+    }
+
+    /// `nids` keys: `(single, blocks)`.
+    fn keys_of(kv: &MemKv) -> (usize, usize) {
+        let (mut single, mut blocks) = (0, 0);
+        kv.scan_prefix(Cf::Nids, &[], &mut |k, _| {
+            if k[0].is_ascii_uppercase() {
+                single += 1;
+            } else {
+                blocks += 1;
+            }
+            Ok(true)
+        })
+        .unwrap();
+        (single, blocks)
+    }
+
+    #[test]
+    fn texts_move_into_blocks_as_the_counter_passes_them() {
+        let kv = MemKv::default();
+        let caches = Caches::new(1 << 20);
+        let mut counters = Counters::default();
+        let mut n = 0u64;
+        // Transactions of 1 to 150 strings of two kinds: blocks are
+        // completed by one transaction, by several, and many at once.
+        for (round, size) in [1u64, 5, 60, 1, 1, 150, 3, 64, 64, 17, 130].into_iter().enumerate() {
+            let mut txn = Txn::new(&kv, &caches, counters, LastRanges::default());
+            for i in n..n + size {
+                assert_eq!(txn.intern(StrKind::Event, &text(StrKind::Event, i)).unwrap(), i);
+                assert_eq!(txn.intern(StrKind::Skey, &text(StrKind::Skey, i)).unwrap(), i);
+            }
+            let (batch, next, _, _) = txn.finish().unwrap();
+            kv.write(batch).unwrap();
+            counters = next;
+            n += size;
+            // Read through empty caches: every text comes from the store.
+            let fresh = Caches::new(1 << 20);
+            for kind in [StrKind::Event, StrKind::Skey] {
+                let nids: Vec<u64> = (0..n).rev().collect();
+                let got = resolve(&kv, &fresh, kind, &nids).unwrap();
+                for (&nid, s) in nids.iter().zip(&got) {
+                    assert_eq!(&**s, text(kind, nid), "round {round}");
+                }
+                assert_eq!(
+                    stored_text(&kv, kind, n - 1).unwrap(),
+                    Some(keys::text_bytes(kind, &text(kind, n - 1)).into_owned())
+                );
+                assert_eq!(stored_text(&kv, kind, n).unwrap(), None);
+            }
+            let full = n / nid_block::BLOCK_LEN;
+            let single = n % nid_block::BLOCK_LEN;
+            assert_eq!(
+                keys_of(&kv),
+                (2 * single as usize, 2 * full as usize),
+                "round {round}, {n} strings"
+            );
+        }
+    }
+
+    /// A store whose first read of blocks sees none: the reader looked
+    /// before the writer packed them, and their single keys are gone when
+    /// it looks for those.
+    struct PackedMeanwhile {
+        kv: MemKv,
+        stale: AtomicBool,
+    }
+
+    impl KvStore for PackedMeanwhile {
+        fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.kv.get(cf, key)
+        }
+        fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+            let blocks = keys.first().is_some_and(|k| k[0].is_ascii_lowercase());
+            if blocks && self.stale.swap(false, Ordering::SeqCst) {
+                return Ok(vec![None; keys.len()]);
+            }
+            self.kv.multi_get(cf, keys)
+        }
+        fn write(&self, batch: Batch) -> Result<()> {
+            self.kv.write(batch)
+        }
+        fn sync(&self) -> Result<()> {
+            self.kv.sync()
+        }
+        fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+            self.kv.scan_prefix(cf, prefix, visit)
+        }
+        fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
+            self.kv.scan_range_rev(cf, lower, upper, visit)
+        }
+        fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+            self.kv.last_with_prefix(cf, prefix)
+        }
+        fn location(&self) -> String {
+            "test".into()
+        }
+    }
+
+    #[test]
+    fn a_block_packed_between_two_reads_is_found() {
+        let kv = PackedMeanwhile {
+            kv: MemKv::default(),
+            stale: AtomicBool::new(false),
+        };
+        let caches = Caches::new(1 << 20);
+        let mut txn = Txn::new(&kv, &caches, Counters::default(), LastRanges::default());
+        for i in 0..70 {
+            txn.intern(StrKind::Skey, &text(StrKind::Skey, i)).unwrap();
+        }
+        let (batch, _, _, _) = txn.finish().unwrap();
+        kv.write(batch).unwrap();
+        assert!(kv.get(Cf::Nids, &nid_block_key(StrKind::Skey, 0)).unwrap().is_some());
+        kv.stale.store(true, Ordering::SeqCst);
+        let got = resolve(&kv, &Caches::new(1 << 20), StrKind::Skey, &[3, 65, 10]).unwrap();
+        assert!(!kv.stale.load(Ordering::SeqCst), "the stale read was not made");
+        let want: Vec<String> = [3, 65, 10].iter().map(|&i| text(StrKind::Skey, i)).collect();
+        assert_eq!(got.iter().map(|s| s.to_string()).collect::<Vec<_>>(), want);
+        // A nid in no block and no single key is an error, not a panic.
+        kv.stale.store(true, Ordering::SeqCst);
+        assert!(resolve(&kv, &Caches::new(1 << 20), StrKind::Skey, &[3, 70]).is_err());
+    }
 }

@@ -1,9 +1,11 @@
 //! Interned strings, event mappings, current state and deletion marks.
 
-use mxstate_api::{EventId, Result, RoomId};
+use mxstate_api::{ErrorKind, EventId, Result, RoomId};
 
+use crate::access::intern;
 use crate::format::deletion;
 use crate::format::keys::{self, ikey_skey, ikey_type, StrKind};
+use crate::format::nid_block;
 use crate::format::record::Record;
 use crate::format::values;
 use crate::kv::Cf;
@@ -24,7 +26,7 @@ impl Checker<'_> {
                 if !c.has_key(Cf::Strings, &keys::string_key(kind, &text))? {
                     c.problem("strings and nids agree", at(), "not in its stored form (format 4)");
                 }
-                match c.kv.get(Cf::Nids, &keys::nid_key(kind, nid))? {
+                match c.stored_text(kind, nid)? {
                     Some(t) if t == *stored => {}
                     Some(_) => c.problem("strings and nids agree", at(), format!("nid {nid} names another text")),
                     None => c.problem("strings and nids agree", at(), format!("nid {nid} has no text")),
@@ -41,19 +43,55 @@ impl Checker<'_> {
             Ok(())
         })?;
         self.each(Cf::Nids, |c, r| {
-            if let Record::Nid { kind, nid, text } = r {
-                let at = || format!("nids/{}{nid}", kind as u8 as char);
-                match c.kv.get(Cf::Strings, &keys::string_key(kind, &text))? {
-                    Some(v) => match values::decode_string_nid(&v) {
-                        Ok(n) if n == nid => {}
-                        Ok(n) => c.problem("strings and nids agree", at(), format!("its text maps to nid {n}")),
-                        Err(_) => {} // reported by the strings walk
-                    },
-                    None => c.problem("strings and nids agree", at(), "its text is not interned"),
+            match r {
+                Record::Nid { kind, nid, text } => {
+                    let at = || format!("nids/{}{nid}", kind as u8 as char);
+                    let block = nid_block::block_of(nid);
+                    if c.has_key(Cf::Nids, &keys::nid_block_key(kind, block))? {
+                        c.problem("nids packed once", at(), format!("also in packed block {block}"));
+                    }
+                    c.nid_names_its_text(kind, nid, &text)?;
                 }
+                Record::NidBlock { kind, block, texts } => {
+                    let at = || format!("nids/{}/block {block}", (kind as u8).to_ascii_lowercase() as char);
+                    if !nid_block::is_complete(block, c.string_counter(kind)) {
+                        c.problem(
+                            "nids packed once",
+                            at(),
+                            "packed before the counter passed its last nid",
+                        );
+                    }
+                    for (nid, text) in texts {
+                        c.nid_names_its_text(kind, nid, &text)?;
+                    }
+                }
+                _ => {}
             }
             Ok(())
         })
+    }
+
+    /// The stored text of `nid`; `None` also when its block does not
+    /// decode (the walk of `nids` reports that block).
+    fn stored_text(&self, kind: StrKind, nid: u64) -> Result<Option<Vec<u8>>> {
+        match intern::stored_text(self.kv, kind, nid) {
+            Err(e) if e.kind() == ErrorKind::Corrupt => Ok(None),
+            other => other,
+        }
+    }
+
+    /// The text stored for `nid` is interned as `nid`.
+    fn nid_names_its_text(&mut self, kind: StrKind, nid: u64, text: &str) -> Result<()> {
+        let at = || format!("nids/{}{nid}", kind as u8 as char);
+        match self.kv.get(Cf::Strings, &keys::string_key(kind, text))? {
+            Some(v) => match values::decode_string_nid(&v) {
+                Ok(n) if n == nid => {}
+                Ok(n) => self.problem("strings and nids agree", at(), format!("its text maps to nid {n}")),
+                Err(_) => {} // reported by the strings walk
+            },
+            None => self.problem("strings and nids agree", at(), "its text is not interned"),
+        }
+        Ok(())
     }
 
     /// `event_groups` and `group_events` hold the same pairs, of live groups.
@@ -138,7 +176,7 @@ impl Checker<'_> {
                 for a in auth {
                     c.below("event nid", a, c.counters.event, at);
                 }
-                if c.kv.get(Cf::Nids, &keys::nid_key(StrKind::Event, event))?.is_none() {
+                if c.stored_text(StrKind::Event, event)?.is_none() {
                     c.problem("auth events interned", at(), format!("event nid {event} has no string"));
                 }
             }

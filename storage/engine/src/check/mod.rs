@@ -150,12 +150,7 @@ impl Checker<'_> {
     }
 
     fn string_counter(&self, kind: StrKind) -> u64 {
-        match kind {
-            StrKind::Room => self.counters.room,
-            StrKind::Type => self.counters.event_type,
-            StrKind::Skey => self.counters.skey,
-            StrKind::Event => self.counters.event,
-        }
+        self.counters.peek_nid(kind)
     }
 
     /// `meta`: the format version, the counters, import records.

@@ -6,8 +6,10 @@ use roaring::RoaringTreemap;
 
 use mxstate_api::{Error, Result};
 
+use crate::format::counters::Counters;
 use crate::format::event_key;
 use crate::format::keys::{self, meta, StrKind};
+use crate::format::nid_block;
 use crate::format::record::{decode_record, Record};
 use crate::format::values;
 use crate::format::version::FormatVersion;
@@ -20,10 +22,14 @@ const BATCH: usize = 10_000;
 pub(super) fn migrate(kv: &dyn KvStore, from: FormatVersion) -> Result<()> {
     // Versions 2 and 3 add the `deletion` and `auth` column families,
     // which the backend created empty: nothing to rewrite.
-    let rewrites = (from as u32) < (FormatVersion::V4 as u32);
-    if rewrites {
+    let rewrites = (from as u32) < (FormatVersion::V5 as u32);
+    if (from as u32) < (FormatVersion::V4 as u32) {
         tracing::info!(from = from as u32, "migrating event ids to format 4");
         event_ids(kv)?;
+    }
+    if (from as u32) < (FormatVersion::V5 as u32) {
+        tracing::info!(from = from as u32, "packing interned strings (format 5)");
+        pack_nids(kv)?;
     }
     let mut b = Batch::default();
     b.put(
@@ -83,6 +89,62 @@ fn event_ids(kv: &dyn KvStore) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Format 5: the single `nids` keys of every block the kind's counter has
+/// passed packed into one value (`format::nid_block`). A block and the
+/// deletion of its single keys are written in one batch, so a run
+/// interrupted anywhere leaves only whole blocks, and the next run packs
+/// what is still single.
+fn pack_nids(kv: &dyn KvStore) -> Result<()> {
+    let counters = match kv.get(Cf::Meta, meta::COUNTERS)? {
+        Some(v) => Counters::decode(&v)?,
+        None => Counters::default(),
+    };
+    for kind in [StrKind::Room, StrKind::Type, StrKind::Skey, StrKind::Event] {
+        // Blocks below this one are complete.
+        let complete = counters.peek_nid(kind) >> nid_block::BLOCK_BITS;
+        let upper = keys::nid_key(kind, nid_block::first_nid(complete));
+        let mut lower = keys::nid_key(kind, 0);
+        loop {
+            let mut items: Vec<(u64, Vec<u8>)> = Vec::new();
+            kv.scan_range(Cf::Nids, &lower, &upper, &mut |k, v| {
+                items.push((keys::suffix_u64(k, 1, "nids key")?, v.to_vec()));
+                Ok(items.len() < BATCH)
+            })?;
+            let full = items.len() >= BATCH;
+            if full {
+                // The last block read may go on past the batch: leave it
+                // for the next round.
+                let last = items.last().map(|(n, _)| nid_block::block_of(*n));
+                items.retain(|(n, _)| Some(nid_block::block_of(*n)) != last);
+            }
+            let Some(last_nid) = items.last().map(|(n, _)| *n) else {
+                if full {
+                    return Err(Error::internal("a batch of nids held no whole block"));
+                }
+                break;
+            };
+            let mut b = Batch::default();
+            for texts in items.chunk_by(|(a, _), (b, _)| nid_block::block_of(*a) == nid_block::block_of(*b)) {
+                let block = nid_block::block_of(texts.first().map_or(0, |(n, _)| *n));
+                for (n, _) in texts {
+                    b.delete(Cf::Nids, keys::nid_key(kind, *n).to_vec());
+                }
+                b.put(
+                    Cf::Nids,
+                    keys::nid_block_key(kind, block).to_vec(),
+                    nid_block::encode(texts.iter().map(|(n, t)| (*n, t.as_slice()))),
+                );
+            }
+            kv.write(b)?;
+            if !full {
+                break;
+            }
+            lower = keys::nid_key(kind, nid_block::first_nid(nid_block::block_of(last_nid) + 1));
+        }
+    }
+    Ok(())
 }
 
 /// `event_groups` from `event nid (u64 BE) -> group` to `stored id ->

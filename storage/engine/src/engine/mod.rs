@@ -191,7 +191,7 @@ impl Engine {
             std::mem::take(&mut writer.last_ranges),
         );
         let out = f(&mut txn)?;
-        let (mut batch, counters, last_ranges, update) = txn.finish();
+        let (mut batch, counters, last_ranges, update) = txn.finish()?;
         if self.bulk.load(Ordering::Relaxed) {
             batch.defer_sync();
         }

@@ -106,8 +106,8 @@ impl Engine {
         let table = Arc::new(StateTable::of_type(
             Some((part.snap, part.t)),
             self.text(StrKind::Type, u64::from(part.t))?,
-            intern::resolve(&*self.kv, &self.caches, StrKind::Skey, &skeys)?,
-            intern::resolve(&*self.kv, &self.caches, StrKind::Event, &part.sec.events)?,
+            intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Skey, &skeys)?,
+            intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Event, &part.sec.events)?,
             ids,
         ));
         self.caches.section_tables.insert((part.snap, part.t), table.clone());

@@ -55,6 +55,16 @@ impl Counters {
         Ok(n)
     }
 
+    /// The next nid of a string kind, without taking it.
+    pub fn peek_nid(&self, kind: StrKind) -> u64 {
+        match kind {
+            StrKind::Room => self.room,
+            StrKind::Type => self.event_type,
+            StrKind::Skey => self.skey,
+            StrKind::Event => self.event,
+        }
+    }
+
     /// Encodes the counters.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![RECORD_VERSION];

@@ -80,6 +80,31 @@ pub fn decode(bytes: &[u8], at: impl FnOnce() -> String) -> Result<String> {
     }
 }
 
+/// [`decode`] into a shared string, with no intermediate `String` (the
+/// hash form is encoded on the stack).
+pub fn decode_arc(bytes: &[u8], at: impl FnOnce() -> String) -> Result<std::sync::Arc<str>> {
+    if let (Some(&tag @ (STANDARD | URL_SAFE)), Some(hash)) = (bytes.first(), bytes.get(1..)) {
+        if hash.len() + 1 == HASH_LEN {
+            let engine = if tag == STANDARD {
+                &STANDARD_NO_PAD
+            } else {
+                &URL_SAFE_NO_PAD
+            };
+            let mut buf = [b'$'; 1 + B64_LEN];
+            let written = match buf.get_mut(1..) {
+                Some(out) => engine.encode_slice(hash, out).ok(),
+                None => None,
+            };
+            if written == Some(B64_LEN) {
+                if let Ok(s) = std::str::from_utf8(&buf) {
+                    return Ok(std::sync::Arc::from(s));
+                }
+            }
+        }
+    }
+    decode(bytes, at).map(std::sync::Arc::from)
+}
+
 /// The prefix of a stored id that `group_events` keeps: the tag and the
 /// first 4 hash bytes of a hash form (enough to find the id in
 /// `event_groups` with a prefix scan), the whole text of a text form.
@@ -118,6 +143,7 @@ mod tests {
             let k = encode(id);
             assert_eq!(k.len(), HASH_LEN, "{id}");
             assert_eq!(decode(&k, at).unwrap(), id);
+            assert_eq!(&*decode_arc(&k, at).unwrap(), id);
         }
         assert_eq!(encode("$C+Bs7GoaO2nXD5ShBLi+/LZIqlyiZUpTRSuuBppTXh4")[0], STANDARD);
         assert_eq!(encode("$nhoOxp-crew8Ub2zMn7_4eaYebDbtjQoQayD71VfU34")[0], URL_SAFE);
@@ -138,6 +164,7 @@ mod tests {
             let k = encode(id);
             assert_eq!(k, id.as_bytes(), "{id}");
             assert_eq!(decode(&k, at).unwrap(), id);
+            assert_eq!(&*decode_arc(&k, at).unwrap(), id);
         }
     }
 
@@ -145,6 +172,8 @@ mod tests {
     fn refuses_damaged_bytes() {
         assert!(decode(b"", at).is_err());
         assert!(decode(&[URL_SAFE; 5], at).is_err());
+        assert!(decode_arc(&[URL_SAFE; 5], at).is_err());
+        assert!(decode_arc(&[STANDARD; 34], at).is_err());
         assert!(decode(&[7, 1, 2], at).is_err());
         assert!(decode(b"$\xff\xfe", at).is_err());
         let mut k = encode("$JLFoDwfMIMtFR6sC2CsZNRiwMMhdS0mNp9LgSGvdUXA");

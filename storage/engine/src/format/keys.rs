@@ -109,6 +109,16 @@ pub fn nid_key(kind: StrKind, nid: u64) -> [u8; 9] {
     k
 }
 
+/// `nids` key of a packed block (format 5, `super::nid_block`): the kind
+/// byte in lower case, then the block number (`nid >> 6`) as u64 BE. Block
+/// keys of a kind sort apart from its single keys.
+pub fn nid_block_key(kind: StrKind, block: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = (kind as u8).to_ascii_lowercase();
+    k[1..].copy_from_slice(&block.to_be_bytes());
+    k
+}
+
 /// `groups` key: the group id.
 pub fn group_key(g: u64) -> [u8; 8] {
     g.to_be_bytes()

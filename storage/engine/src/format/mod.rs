@@ -10,6 +10,7 @@ pub mod delta;
 pub mod event_key;
 pub mod group;
 pub mod keys;
+pub mod nid_block;
 pub mod record;
 pub mod snapshot;
 pub mod values;

@@ -10,6 +10,7 @@ use super::deletion::{self, Pending};
 use super::event_key;
 use super::group::GroupRecord;
 use super::keys::{self, meta, EventNid, IKey, RoomNid, StrKind, TypeNid, ROOM_GHOST, ROOM_RANGE};
+use super::nid_block;
 use super::snapshot::{Section, SnapHeader};
 use super::values;
 use super::version::FormatVersion;
@@ -38,6 +39,12 @@ pub enum Record {
         kind: StrKind,
         nid: u64,
         text: String,
+    },
+    /// `nids`: a packed block (format 5): `(nid, text)` of each present slot.
+    NidBlock {
+        kind: StrKind,
+        block: u64,
+        texts: Vec<(u64, String)>,
     },
     Group {
         id: u64,
@@ -200,6 +207,25 @@ fn decode(cf: Cf, key: &[u8], value: &[u8]) -> Result<Record> {
             })?;
             let nid = values::decode_string_nid(value)?;
             Ok(Record::String { kind, text, nid })
+        }
+        Cf::Nids if key.first().is_some_and(u8::is_ascii_lowercase) => {
+            let k: [u8; 9] = fixed("nids block key", cf, key)?;
+            let upper: Vec<u8> = key.iter().take(1).map(u8::to_ascii_uppercase).collect();
+            let kind = kind(cf, &upper)?;
+            let block = be64(&k[1..]);
+            if block > u64::MAX >> nid_block::BLOCK_BITS {
+                return Err(bad("nids block key", cf, key, "block number out of range"));
+            }
+            let at = || format!("{}/{}", cf.name(), shown(key));
+            let texts = nid_block::Block::parse(value)
+                .map_err(|e| bad("nids block", cf, key, e.to_string()))?
+                .entries()
+                .map(|(slot, t)| {
+                    let nid = nid_block::first_nid(block) + u64::from(slot);
+                    Ok((nid, keys::text_from_bytes(kind, t, at)?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Record::NidBlock { kind, block, texts })
         }
         Cf::Nids => {
             let k: [u8; 9] = fixed("nid key", cf, key)?;

@@ -14,11 +14,13 @@ pub enum FormatVersion {
     /// Event ids as stored hashes (`format::event_key`); event mappings
     /// keyed by event id, mapped events not interned.
     V4 = 4,
+    /// The texts of `nids` packed 64 to a value (`format::nid_block`).
+    V5 = 5,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V4;
+    pub const CURRENT: FormatVersion = FormatVersion::V5;
 
     /// The 4-byte little-endian value stored under `meta/format`.
     pub fn to_bytes(self) -> [u8; 4] {
@@ -46,6 +48,7 @@ impl TryFrom<u32> for FormatVersion {
             2 => Ok(FormatVersion::V2),
             3 => Ok(FormatVersion::V3),
             4 => Ok(FormatVersion::V4),
+            5 => Ok(FormatVersion::V5),
             found => Err(Error::UnsupportedFormat {
                 found,
                 supported: FormatVersion::CURRENT as u32,

@@ -127,7 +127,7 @@ mod tests {
     fn commit(kv: &MemKv, caches: &Caches, last: LastRanges, f: impl FnOnce(&mut Txn<'_>)) -> LastRanges {
         let mut txn = Txn::new(kv, caches, Counters::default(), last);
         f(&mut txn);
-        let (batch, _, last, _) = txn.finish();
+        let (batch, _, last, _) = txn.finish().unwrap();
         kv.write(batch).unwrap();
         last
     }

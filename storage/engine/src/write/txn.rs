@@ -13,6 +13,7 @@ use crate::format::counters::Counters;
 use crate::format::deletion::{self, Pending};
 use crate::format::group::GroupRecord;
 use crate::format::keys::{self, EventNid, IKey, RoomNid, StrKind, TypeNid};
+use crate::format::nid_block;
 use crate::format::snapshot::{Section, SnapHeader};
 use crate::format::values;
 use crate::kv::{Batch, Cf, KvStore};
@@ -57,6 +58,9 @@ pub struct Txn<'a> {
     counters: Counters,
     /// Strings interned by this transaction, one map per kind.
     new_strings: [FxHashMap<Box<str>, u64>; 4],
+    /// Their `(nid, stored text)`, in nid order, one list per kind: written
+    /// to `nids` when the transaction finishes (`write_texts`).
+    new_texts: [Vec<(u64, Vec<u8>)>; 4],
     records: FxHashMap<u64, Option<Arc<GroupRecord>>>,
     headers: FxHashMap<u64, Option<Arc<SnapHeader>>>,
     sections: FxHashMap<(u64, TypeNid), Arc<Section>>,
@@ -82,6 +86,7 @@ impl<'a> Txn<'a> {
             batch: Batch::default(),
             counters,
             new_strings: Default::default(),
+            new_texts: Default::default(),
             records: FxHashMap::default(),
             headers: FxHashMap::default(),
             sections: FxHashMap::default(),
@@ -157,11 +162,7 @@ impl<'a> Txn<'a> {
         let n = self.counters.next_nid(kind)?;
         self.batch
             .put(Cf::Strings, keys::string_key(kind, s), values::encode_string_nid(n));
-        self.batch.put(
-            Cf::Nids,
-            keys::nid_key(kind, n).to_vec(),
-            keys::text_bytes(kind, s).into_owned(),
-        );
+        self.new_texts[kind_slot(kind)].push((n, keys::text_bytes(kind, s).into_owned()));
         self.new_strings[kind_slot(kind)].insert(Box::from(s), n);
         Ok(n)
     }
@@ -473,9 +474,60 @@ impl<'a> Txn<'a> {
         self.persisting.insert((g, instance.to_owned()), ts);
     }
 
-    /// Writes the counters and hands back the batch and what the caches
-    /// must learn once it is committed.
-    pub fn finish(mut self) -> (Batch, Counters, LastRanges, CacheUpdate) {
+    /// Writes the texts of the strings interned by this transaction to
+    /// `nids`: each block that this transaction completes (the counter now
+    /// past its end) packed, with the single keys of its nids interned by
+    /// earlier transactions deleted; the nids of the last, incomplete block
+    /// as single keys.
+    fn write_texts(&mut self) -> Result<()> {
+        for kind in KINDS {
+            let texts = std::mem::take(&mut self.new_texts[kind_slot(kind)]);
+            let Some(&(first, _)) = texts.first() else {
+                continue;
+            };
+            let next = self.counters.peek_nid(kind);
+            for mine in texts.chunk_by(|(a, _), (b, _)| nid_block::block_of(*a) == nid_block::block_of(*b)) {
+                let block = nid_block::block_of(mine.first().map_or(first, |(n, _)| *n));
+                if !nid_block::is_complete(block, next) {
+                    for (n, t) in mine {
+                        self.batch.put(Cf::Nids, keys::nid_key(kind, *n).to_vec(), t.clone());
+                    }
+                    continue;
+                }
+                // Earlier nids of the block are single keys of earlier
+                // transactions.
+                let mut earlier: Vec<(u64, Vec<u8>)> = Vec::new();
+                let from = nid_block::first_nid(block);
+                let before = mine.first().map_or(first, |&(n, _)| n);
+                if from < before {
+                    self.kv.scan_range(
+                        Cf::Nids,
+                        &keys::nid_key(kind, from),
+                        &keys::nid_key(kind, before),
+                        &mut |k, v| {
+                            earlier.push((keys::suffix_u64(k, 1, "nids key")?, v.to_vec()));
+                            Ok(true)
+                        },
+                    )?;
+                }
+                for (n, _) in &earlier {
+                    self.batch.delete(Cf::Nids, keys::nid_key(kind, *n).to_vec());
+                }
+                let all = earlier.iter().chain(mine).map(|(n, t)| (*n, t.as_slice()));
+                self.batch.put(
+                    Cf::Nids,
+                    keys::nid_block_key(kind, block).to_vec(),
+                    nid_block::encode(all),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the interned texts and the counters and hands back the batch
+    /// and what the caches must learn once it is committed.
+    pub fn finish(mut self) -> Result<(Batch, Counters, LastRanges, CacheUpdate)> {
+        self.write_texts()?;
         if self.counters != self.counters_at_start {
             self.batch
                 .put(Cf::Meta, keys::meta::COUNTERS.to_vec(), self.counters.encode());
@@ -498,7 +550,7 @@ impl<'a> Txn<'a> {
         } else {
             self.last_ranges
         };
-        (self.batch, self.counters, last_ranges, update)
+        Ok((self.batch, self.counters, last_ranges, update))
     }
 }
 
