@@ -545,8 +545,9 @@ fn run(args: &Args) -> Res<()> {
     println!(
         "* mxstate disk is the database directory after a full compaction (`bytes_on_disk`); \"without the \
          mapping\" subtracts the event_groups and group_events column families. The strings and nids column \
-         families ({}) hold the interned ids: rooms, types, state keys and the events that state names; \
-         event_groups holds each mapped event's id itself (33 bytes for a hash id, format 4). PostgreSQL disk is \
+         families ({}) hold the interned ids: rooms, types, state keys and the events that state names (`nids` \
+         packs their texts 64 to a value, format 5); event_groups holds each mapped event's id itself (33 bytes \
+         for a hash id, format 4). PostgreSQL disk is \
          pg_total_relation_size (heap, TOAST, indexes) after VACUUM ANALYZE.",
         bytes(mx_strings)
     );
