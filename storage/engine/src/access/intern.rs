@@ -63,19 +63,29 @@ fn resolve_with(
     remember: bool,
 ) -> Result<Vec<Arc<str>>> {
     let mut out: Vec<Option<Arc<str>>> = nids.iter().map(|&n| caches.text(kind, n)).collect();
-    let missing_at: Vec<usize> = (0..nids.len()).filter(|&i| out[i].is_none()).collect();
+    let mut missing_at: Vec<usize> = (0..nids.len()).filter(|&i| out[i].is_none()).collect();
     if !missing_at.is_empty() {
+        // In nid order, to hand each text read to its places in one pass:
+        // moved to the last of them, shared with the others.
+        missing_at.sort_by_key(|&i| nids[i]);
         let found = read_texts(kv, kind, missing_at.iter().map(|&i| nids[i]))?;
-        for i in missing_at {
-            let nid = nids[i];
-            let s = match found.binary_search_by_key(&nid, |(n, _)| *n) {
-                Ok(at) => found[at].1.clone(),
-                Err(_) => return Err(missing(kind, nid)),
-            };
-            if remember {
-                caches.remember_text(kind, nid, s.clone());
+        let mut places = missing_at.into_iter().peekable();
+        for (nid, s) in found {
+            let mut first = None;
+            while let Some(i) = places.next_if(|&i| nids[i] == nid) {
+                if let Some(prev) = first.replace(i) {
+                    out[prev] = Some(s.clone());
+                }
             }
-            out[i] = Some(s);
+            if let Some(i) = first {
+                if remember {
+                    caches.remember_text(kind, nid, s.clone());
+                }
+                out[i] = Some(s);
+            }
+        }
+        if let Some(i) = places.next() {
+            return Err(missing(kind, nids[i]));
         }
     }
     out.into_iter()
@@ -234,6 +244,13 @@ mod tests {
                 );
                 assert_eq!(stored_text(&kv, kind, n).unwrap(), None);
             }
+            // Repeated nids, some already cached, in no order.
+            let some = Caches::new(1 << 20);
+            resolve(&kv, &some, StrKind::Skey, &[n / 2]).unwrap();
+            let mixed = [n - 1, 0, n / 2, n - 1, n / 3, 0, n / 2];
+            let got = resolve(&kv, &some, StrKind::Skey, &mixed).unwrap();
+            let want: Vec<String> = mixed.iter().map(|&i| text(StrKind::Skey, i)).collect();
+            assert_eq!(got.iter().map(|s| s.to_string()).collect::<Vec<_>>(), want);
             let full = n / nid_block::BLOCK_LEN;
             let single = n % nid_block::BLOCK_LEN;
             assert_eq!(
