@@ -76,6 +76,7 @@ impl Engine {
         if !r.loose.is_empty() {
             parts.push((Arc::new(self.table_of(&r.loose)?), Visible::All));
         }
+        self.preload_delta_texts(&r.deltas)?;
         for d in &r.deltas {
             parts.push((self.delta_table(d)?, Visible::Only(d.visible.clone())));
         }
@@ -88,6 +89,36 @@ impl Engine {
             parts.push((self.section_table(part)?, visible));
         }
         Ok(StateView::new(parts))
+    }
+
+    /// Reads the texts of the deltas whose tables are not cached in one
+    /// batch per kind, into the text cache: a chain's checkpoint deltas name
+    /// thousands of texts, many of them the same, and each delta's table
+    /// would otherwise read its own from the store.
+    fn preload_delta_texts(&self, deltas: &[DeltaPart]) -> Result<()> {
+        let (mut skeys, mut events) = (Vec::new(), Vec::new());
+        let mut cold = 0;
+        for d in deltas {
+            if self.caches.delta_tables.get(&d.g).is_some() {
+                continue;
+            }
+            if let Physical::Delta { delta, .. } = &d.rec.physical {
+                cold += 1;
+                for &(k, v) in delta.iter() {
+                    skeys.push(u64::from(ikey_skey(k)));
+                    events.extend(v);
+                }
+            }
+        }
+        if cold < 2 {
+            return Ok(());
+        }
+        for (kind, mut nids) in [(StrKind::Skey, skeys), (StrKind::Event, events)] {
+            nids.sort_unstable();
+            nids.dedup();
+            intern::resolve(&*self.kv, &self.caches, kind, &nids)?;
+        }
+        Ok(())
     }
 
     /// A snapshot section with its strings, resolved once and cached.
