@@ -352,9 +352,19 @@ impl Harness {
     }
 }
 
+/// On PostgreSQL with tiny packs and a fold step after every write, so
+/// that records move between rows and packs all through a case.
 fn pg_store(url: &str) -> EngineStore {
+    let cfg = mxstate_postgres::PgConfig {
+        page_rows: 4,
+        pack_bytes: 96,
+        fold_min_rows: 1,
+        fold_window: 7,
+        fold_every: 1,
+        ..mxstate_postgres::PgConfig::default()
+    };
     EngineStore::new(std::sync::Arc::new(
-        mxstate_postgres::open(url, small_policy_options()).unwrap(),
+        mxstate_postgres::open_with(url, small_policy_options(), &cfg).unwrap(),
     ))
 }
 

@@ -29,8 +29,8 @@ mod write;
 
 pub use check::{CheckReport, Problem};
 pub use engine::{AuthMark, CfStats, Engine, EngineOptions, ExportGroup, Stats};
-pub use format::event_key;
 pub use format::record::{decode_record, Record};
+pub use format::{event_key, varint};
 pub use kv::{KvMaintenance, KvStore, MemKv};
 pub use store::EngineStore;
 pub use write::{ChainPolicy, GroupState, NewGroup};

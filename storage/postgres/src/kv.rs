@@ -1,8 +1,9 @@
-//! [`PgKv`]: the key-value seam in one PostgreSQL table.
+//! [`PgKv`]: the key-value seam in PostgreSQL: recent records as rows,
+//! older ones folded into packs (`fold`, `layers`, `pack`).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use mxstate_api::{Error, Result};
 use mxstate_engine::kv::{Batch, Cf, CfSize, KvMaintenance, KvStore, Op, Visit};
@@ -12,10 +13,12 @@ use postgres::Client;
 
 use crate::conn::{Conn, Pool};
 use crate::error::pg;
+use crate::fold::{self, pack_location, FoldPolicy, Folded};
+use crate::layers::{Dir, Merge, Next};
 use crate::lease::{Body, Writer, LEASE_DDL};
-
-/// The table.
-const TABLE: &str = "mxstate_kv";
+use crate::pack::{Entry, Pack};
+use crate::schema;
+use crate::stmt::prepared;
 
 /// Settings of the PostgreSQL backend.
 #[derive(Debug, Clone)]
@@ -28,6 +31,15 @@ pub struct PgConfig {
     /// on the primary's disk, and on its synchronous standbys when the
     /// cluster has them). `false` commits asynchronously.
     pub sync_writes: bool,
+    /// Target bytes of keys and values in one pack.
+    pub pack_bytes: usize,
+    /// Rows of one pack a fold step must see to rewrite the pack.
+    pub fold_min_rows: usize,
+    /// Rows one fold step reads.
+    pub fold_window: usize,
+    /// Records written between two fold steps after writes (0: only
+    /// [`KvMaintenance::compact`] folds).
+    pub fold_every: usize,
 }
 
 impl Default for PgConfig {
@@ -36,11 +48,25 @@ impl Default for PgConfig {
             readers: 4,
             page_rows: 1024,
             sync_writes: true,
+            pack_bytes: 32 << 10,
+            fold_min_rows: 32,
+            fold_window: 4096,
+            fold_every: 4096,
         }
     }
 }
 
-/// mxstate's records in a PostgreSQL table, owned by this process.
+/// Where the folding after writes stands.
+#[derive(Default)]
+struct FoldCursor {
+    /// Records written since the last step.
+    debt: usize,
+    /// The family (index in `Cf::ALL`) and key the next step starts at.
+    cf: usize,
+    from: Vec<u8>,
+}
+
+/// mxstate's records in PostgreSQL tables, owned by this process.
 pub struct PgKv {
     /// Holds the lease; every write goes through it.
     writer: Mutex<Writer>,
@@ -48,6 +74,9 @@ pub struct PgKv {
     location: String,
     page_rows: i64,
     sync_writes: bool,
+    policy: FoldPolicy,
+    fold_every: usize,
+    cursor: Mutex<FoldCursor>,
 }
 
 /// Opens (or, with `opts.create`, makes) the database at `url`.
@@ -93,9 +122,69 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The first key after `key` in bytewise order.
-fn key_after(mut key: Vec<u8>) -> Vec<u8> {
+pub(crate) fn key_after(mut key: Vec<u8>) -> Vec<u8> {
     key.push(0);
     key
+}
+
+/// The part of a range a first page left: `[lower, upper)`, `upper`
+/// None for no bound.
+type Rest = (Vec<u8>, Option<Vec<u8>>);
+
+/// Packs fetched at a time by a scan.
+const PACK_PAGE: i64 = 8;
+
+/// Rows in `[$2, $3)` of family `$1` (`$3` NULL: no bound).
+const ROWS_UP: &str =
+    "SELECT k, v FROM mxstate_rows WHERE cf = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k";
+const ROWS_DOWN: &str =
+    "SELECT k, v FROM mxstate_rows WHERE cf = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k DESC";
+/// The packs that can hold keys in `[$2, $3)`: from the home pack of `$2`.
+const PACKS_UP: &str = "SELECT lo, data FROM mxstate_packs WHERE cf = $1 AND ($3::bytea IS NULL OR lo < $3) \
+     AND lo >= coalesce((SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= $2 ORDER BY lo DESC LIMIT 1), ''::bytea) \
+     ORDER BY lo";
+const PACKS_DOWN: &str = "SELECT lo, data FROM mxstate_packs WHERE cf = $1 AND ($3::bytea IS NULL OR lo < $3) \
+     AND lo >= coalesce((SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= $2 ORDER BY lo DESC LIMIT 1), ''::bytea) \
+     ORDER BY lo DESC";
+
+/// The first page of a scan in one statement: up to `$4` rows and `$5`
+/// packs of the range (source 0: a row, 1: a pack).
+fn first_page_sql(dir: Dir) -> &'static str {
+    fn build(rows: &str, packs: &str) -> String {
+        let rows = rows.replacen("SELECT k, v", "SELECT 0::int2 AS s, k, v", 1);
+        let packs = packs.replacen("SELECT lo, data", "SELECT 1::int2, lo, data", 1);
+        format!("({rows} LIMIT $4) UNION ALL ({packs} LIMIT $5)")
+    }
+    static UP: LazyLock<String> = LazyLock::new(|| build(ROWS_UP, PACKS_UP));
+    static DOWN: LazyLock<String> = LazyLock::new(|| build(ROWS_DOWN, PACKS_DOWN));
+    match dir {
+        Dir::Up => UP.as_str(),
+        Dir::Down => DOWN.as_str(),
+    }
+}
+
+/// A key's row, or else its home pack (source 0: the row, 1: the pack).
+const GET: &str = "SELECT 0::int2, k, v FROM mxstate_rows WHERE cf = $1 AND k = $2 \
+     UNION ALL (SELECT 1::int2, lo, data FROM mxstate_packs WHERE cf = $1 AND lo <= $2 \
+       AND NOT EXISTS (SELECT 1 FROM mxstate_rows WHERE cf = $1 AND k = $2) ORDER BY lo DESC LIMIT 1)";
+/// The rows of keys `$2`, and the home packs of those without a row.
+const MULTI_GET: &str = "SELECT 0::int2, k, v FROM mxstate_rows WHERE cf = $1 AND k = ANY($2) \
+     UNION ALL SELECT 1::int2, lo, data FROM mxstate_packs WHERE cf = $1 AND lo IN ( \
+       SELECT (SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= q.k ORDER BY lo DESC LIMIT 1) \
+       FROM unnest($2::bytea[]) AS q(k) \
+       WHERE NOT EXISTS (SELECT 1 FROM mxstate_rows r WHERE r.cf = $1 AND r.k = q.k))";
+/// A batch's records as rows (NULL: a deletion).
+const UPSERT: &str =
+    "INSERT INTO mxstate_rows (cf, k, v) SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
+     ON CONFLICT (cf, k) DO UPDATE SET v = EXCLUDED.v";
+
+/// The packed records of `[lower, upper)` in `dir` order from one pack.
+fn pack_entries(cf: i16, lo: &[u8], data: &[u8], lower: &[u8], upper: Option<&[u8]>, dir: Dir) -> Result<Vec<Entry>> {
+    let mut e = Pack::decode(data, pack_location(cf, lo))?.entries_in(lower, upper)?;
+    if dir == Dir::Down {
+        e.reverse();
+    }
+    Ok(e)
 }
 
 impl PgKv {
@@ -105,28 +194,35 @@ impl PgKv {
         let setup = Conn::open(url)?;
         let loc = location.clone();
         setup.run(move |c| {
-            let exists: bool = c
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
-                .map_err(pg)?
-                .get(0);
-            if !exists && !create {
+            if schema::layout(c, &loc)? == schema::Layout::None && !create {
                 return Err(Error::NoDatabase(loc));
             }
-            // Values are compressed by the engine: no second compression.
-            c.batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {TABLE} (cf smallint NOT NULL, k bytea NOT NULL, v bytea NOT NULL, \
-                 PRIMARY KEY (cf, k)); ALTER TABLE {TABLE} ALTER COLUMN v SET STORAGE EXTERNAL; {LEASE_DDL}"
-            ))
-            .map_err(pg)
+            c.batch_execute(LEASE_DDL).map_err(pg)
         })?;
         drop(setup);
+        let writer = Writer::take(url, &location)?;
+        let loc = location.clone();
+        writer.conn().run(move |c| schema::prepare(c, &loc))?;
         Ok(PgKv {
-            writer: Mutex::new(Writer::take(url, &location)?),
+            writer: Mutex::new(writer),
             readers: Pool::new(url, cfg.readers),
             location,
             page_rows: i64::try_from(cfg.page_rows.max(1)).unwrap_or(1024),
             sync_writes: cfg.sync_writes,
+            policy: FoldPolicy {
+                pack_bytes: cfg.pack_bytes.max(1),
+                min_rows: cfg.fold_min_rows.max(1),
+                window: cfg.fold_window.max(1),
+            },
+            fold_every: cfg.fold_every,
+            cursor: Mutex::new(FoldCursor::default()),
         })
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>> {
+        self.writer
+            .lock()
+            .map_err(|_| Error::internal("writer connection lock poisoned"))
     }
 
     /// Runs a query on a reader connection. A connection the server
@@ -144,9 +240,196 @@ impl PgKv {
         }
     }
 
-    /// Streams the rows of `scan` page by page to `visit`, in one
+    /// Runs `f` in a write transaction of the owner committed
+    /// asynchronously (folding and repacking change no record: a lost one
+    /// leaves the records where they were) and returns its answer.
+    fn maintain<T: Default + Send + 'static>(
+        &self,
+        f: impl Fn(&mut postgres::Transaction<'_>) -> Result<T> + Send + Sync + 'static,
+    ) -> Result<T> {
+        let out: Arc<Mutex<T>> = Arc::default();
+        let sink = out.clone();
+        let body: Body = Arc::new(move |t| {
+            let answer = f(t)?;
+            if let Ok(mut o) = sink.lock() {
+                *o = answer;
+            }
+            Ok(())
+        });
+        self.writer()?.write(body, false)?;
+        let answer = std::mem::take(&mut *out.lock().map_err(|_| Error::internal("answer lock poisoned"))?);
+        Ok(answer)
+    }
+
+    /// One fold step of family `cf` from `from` with `policy`.
+    pub fn fold_step(&self, cf: Cf, from: &[u8], policy: FoldPolicy) -> Result<Folded> {
+        let (id, from) = (cf_id(cf), from.to_vec());
+        self.maintain(move |t| fold::step(t, id, &from, policy))
+    }
+
+    /// Merges and cuts again every family's packs (after [`Self::fold_all`]).
+    pub fn repack_all(&self) -> Result<()> {
+        for cf in Cf::ALL {
+            let mut from = Vec::new();
+            loop {
+                let (id, start, policy) = (cf_id(cf), from.clone(), self.policy);
+                match self.maintain(move |t| fold::repack_step(t, id, &start, policy))? {
+                    Some(next) => from = next,
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds every row of every family into packs.
+    pub fn fold_all(&self) -> Result<()> {
+        let policy = FoldPolicy {
+            min_rows: 1,
+            ..self.policy
+        };
+        for cf in Cf::ALL {
+            let mut from = Vec::new();
+            while let Some(next) = self.fold_step(cf, &from, policy)?.next {
+                from = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a write of `n` records: one fold step when enough were
+    /// written since the last. Its failure does not fail the write (it
+    /// committed); the rows stay and a later step folds them.
+    fn fold_after_write(&self, n: usize) {
+        if self.fold_every == 0 {
+            return;
+        }
+        let Ok(mut c) = self.cursor.lock() else {
+            return;
+        };
+        c.debt = c.debt.saturating_add(n);
+        if c.debt < self.fold_every {
+            return;
+        }
+        c.debt -= self.fold_every;
+        let cf = Cf::ALL.get(c.cf).copied().unwrap_or(Cf::Meta);
+        match self.fold_step(cf, &c.from, self.policy) {
+            Ok(done) => match done.next {
+                Some(next) => c.from = next,
+                None => {
+                    c.cf = (c.cf + 1) % Cf::ALL.len();
+                    c.from.clear();
+                }
+            },
+            Err(e) => tracing::warn!(location = %self.location, error = %e, "a fold step after a write failed"),
+        }
+    }
+
+    /// The first page of a scan of `[lower, upper)` in one round trip:
+    /// the records it settles, and where the rest of the range starts
+    /// (`None`: the page settled the whole range).
+    fn first_page(
+        &self,
+        dir: Dir,
+        cf: Cf,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        rows: i64,
+    ) -> Result<(Vec<Entry>, Option<Rest>)> {
+        let (id, lo, hi, sql) = (
+            cf_id(cf),
+            lower.to_vec(),
+            upper.map(<[u8]>::to_vec),
+            first_page_sql(dir),
+        );
+        let got = self.read(move |c| {
+            let sql = prepared(c, sql)?;
+            let got = c.query(&sql, &[&id, &lo, &hi, &rows, &PACK_PAGE]).map_err(pg)?;
+            Ok(got
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.get::<_, i16>(0),
+                        r.get::<_, Vec<u8>>(1),
+                        r.get::<_, Option<Vec<u8>>>(2),
+                    )
+                })
+                .collect::<Vec<_>>())
+        })?;
+        let mut m = Merge::new(dir);
+        let (mut n_rows, mut n_packs, mut last_row, mut pack_edge) = (0i64, 0i64, None, None);
+        for (source, k, v) in got {
+            if source == 0 {
+                n_rows += 1;
+                last_row = Some(k.clone());
+                m.rows.push_back((k, v));
+            } else {
+                n_packs += 1;
+                let data = v.unwrap_or_default();
+                let all = Pack::decode(&data, pack_location(id, &k))?.entries()?;
+                // Up: the pack settles keys up to its last; down: down to its lo.
+                pack_edge = match dir {
+                    Dir::Up => all.last().map(|(k, _)| k.clone()).or(Some(k)),
+                    Dir::Down => Some(k),
+                };
+                let inside = all
+                    .into_iter()
+                    .filter(|(k, _)| k.as_slice() >= lower && upper.is_none_or(|u| k.as_slice() < u));
+                match dir {
+                    Dir::Up => m.entries.extend(inside),
+                    Dir::Down => m.entries.extend(inside.rev()),
+                }
+            }
+        }
+        // The page settles keys up to (down: from) the nearer of the two
+        // edges of what it did not fetch whole.
+        let edges = [
+            last_row.filter(|_| n_rows >= rows),
+            pack_edge.filter(|_| n_packs >= PACK_PAGE),
+        ];
+        let edge = match dir {
+            Dir::Up => edges.into_iter().flatten().min(),
+            Dir::Down => edges.into_iter().flatten().max(),
+        };
+        let mut out = m.drain();
+        let rest = match (dir, edge) {
+            (_, None) => None,
+            (Dir::Up, Some(e)) => {
+                out.retain(|(k, _)| *k <= e);
+                let after = key_after(e);
+                upper
+                    .is_none_or(|u| after.as_slice() < u)
+                    .then(|| (after, upper.map(<[u8]>::to_vec)))
+            }
+            (Dir::Down, Some(e)) => {
+                out.retain(|(k, _)| *k >= e);
+                (e.as_slice() > lower).then(|| (lower.to_vec(), Some(e)))
+            }
+        };
+        Ok((out, rest))
+    }
+
+    /// Visits `[lower, upper)` in `dir` order: the first page in one
+    /// round trip, the rest (if any) streamed.
+    fn scan_dir(&self, dir: Dir, cf: Cf, lower: &[u8], upper: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<()> {
+        if upper.is_some_and(|u| lower >= u) {
+            return Ok(());
+        }
+        let (page, rest) = self.first_page(dir, cf, lower, upper, self.page_rows)?;
+        for (k, v) in page {
+            if !visit(&k, &v)? {
+                return Ok(());
+            }
+        }
+        match rest {
+            Some((lower, upper)) => self.scan(Scan { dir, cf, lower, upper }, visit),
+            None => Ok(()),
+        }
+    }
+
+    /// Streams the records of `scan` page by page to `visit`, in one
     /// read-only snapshot; once more on a fresh connection when the server
-    /// closed the first before any row.
+    /// closed the first before any record.
     fn scan(&self, scan: Scan, visit: &mut Visit<'_>) -> Result<()> {
         let mut visited = false;
         let (first, open) = {
@@ -161,21 +444,22 @@ impl PgKv {
     }
 }
 
-/// One scan: `sql` with the family, the lower bound and the optional
-/// upper bound as `$1..$3`.
+/// One streamed scan of `[lower, upper)` (`upper` None: no bound).
 #[derive(Clone)]
 struct Scan {
-    sql: &'static str,
+    dir: Dir,
     cf: Cf,
     lower: Vec<u8>,
     upper: Option<Vec<u8>>,
 }
 
 impl Scan {
-    /// Runs on `conn`, `page` rows at a time; `visited` is set by the first row.
+    /// Runs on `conn`: rows and packs through two portals of one
+    /// transaction, merged, `page` records at a time; `visited` is set by
+    /// the first record.
     fn stream(self, conn: &Conn, page: i64, visit: &mut Visit<'_>, visited: &mut bool) -> Result<()> {
-        let Scan { sql, cf, lower, upper } = self;
-        let (pages, inbox) = mpsc::sync_channel::<Result<Vec<(Vec<u8>, Vec<u8>)>>>(1);
+        let Scan { dir, cf, lower, upper } = self;
+        let (pages, inbox) = mpsc::sync_channel::<Result<Vec<Entry>>>(1);
         let id = cf_id(cf);
         conn.start(move |c| {
             let run = |c: &mut Client| -> Result<()> {
@@ -186,16 +470,43 @@ impl Scan {
                     .start()
                     .map_err(pg)?;
                 let params: [&(dyn ToSql + Sync); 3] = [&id, &lower, &upper];
-                let portal = t.bind(sql, &params).map_err(pg)?;
+                let (rows_sql, packs_sql) = match dir {
+                    Dir::Up => (ROWS_UP, PACKS_UP),
+                    Dir::Down => (ROWS_DOWN, PACKS_DOWN),
+                };
+                let (rows_sql, packs_sql) = (prepared(&mut t, rows_sql)?, prepared(&mut t, packs_sql)?);
+                let rows = t.bind(&rows_sql, &params).map_err(pg)?;
+                let packs = t.bind(&packs_sql, &params).map_err(pg)?;
+                let page_n = i32::try_from(page).unwrap_or(1024);
+                let mut m = Merge::new(dir);
+                let mut out = Vec::new();
                 loop {
-                    let rows = t
-                        .query_portal(&portal, i32::try_from(page).unwrap_or(1024))
-                        .map_err(pg)?;
-                    let n = rows.len();
-                    let kvs = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-                    if pages.send(Ok(kvs)).is_err() || i64::try_from(n).unwrap_or(0) < page {
-                        break;
+                    match m.next() {
+                        Next::Record(e) => {
+                            out.push(e);
+                            if out.len() >= page_n as usize && pages.send(Ok(std::mem::take(&mut out))).is_err() {
+                                return Ok(());
+                            }
+                        }
+                        Next::NeedRows => {
+                            let got = t.query_portal(&rows, page_n).map_err(pg)?;
+                            m.rows_done = got.len() < page_n as usize;
+                            m.rows.extend(got.into_iter().map(|r| (r.get(0), r.get(1))));
+                        }
+                        Next::NeedEntries => {
+                            let got = t.query_portal(&packs, PACK_PAGE as i32).map_err(pg)?;
+                            m.entries_done = got.len() < PACK_PAGE as usize;
+                            for r in got {
+                                let (lo, data): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
+                                m.entries
+                                    .extend(pack_entries(id, &lo, &data, &lower, upper.as_deref(), dir)?);
+                            }
+                        }
+                        Next::Done => break,
                     }
+                }
+                if !out.is_empty() && pages.send(Ok(out)).is_err() {
+                    return Ok(());
                 }
                 t.commit().map_err(pg)
             };
@@ -225,43 +536,63 @@ impl Drop for PgKv {
     }
 }
 
-const SCAN_UP: &str =
-    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k";
-const SCAN_DOWN: &str =
-    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k DESC";
-
 impl KvStore for PgKv {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let (id, key) = (cf_id(cf), key.to_vec());
         self.read(move |c| {
-            let row = c
-                .query_opt("SELECT v FROM mxstate_kv WHERE cf = $1 AND k = $2", &[&id, &key])
-                .map_err(pg)?;
-            Ok(row.map(|r| r.get(0)))
+            let sql = prepared(c, GET)?;
+            let got = c.query(&sql, &[&id, &key]).map_err(pg)?;
+            match got.first() {
+                None => Ok(None),
+                Some(r) if r.get::<_, i16>(0) == 0 => Ok(r.get(2)),
+                Some(r) => {
+                    let (lo, data): (Vec<u8>, Vec<u8>) = (r.get(1), r.get(2));
+                    Pack::decode(&data, pack_location(id, &lo))?.get(&key)
+                }
+            }
         })
     }
 
     fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let (id, wanted) = (cf_id(cf), keys.to_vec());
-        let found = self.read(move |c| {
-            let rows = c
-                .query(
-                    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k = ANY($2)",
-                    &[&id, &wanted],
-                )
-                .map_err(pg)?;
-            Ok(rows
-                .into_iter()
-                .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
-                .collect::<BTreeMap<_, _>>())
+        let (rows, packs) = self.read(move |c| {
+            let sql = prepared(c, MULTI_GET)?;
+            let got = c.query(&sql, &[&id, &wanted]).map_err(pg)?;
+            let (mut rows, mut packs) = (BTreeMap::new(), BTreeMap::new());
+            for r in got {
+                let (k, v): (Vec<u8>, Option<Vec<u8>>) = (r.get(1), r.get(2));
+                if r.get::<_, i16>(0) == 0 {
+                    rows.insert(k, v);
+                } else {
+                    packs.insert(k, v.unwrap_or_default());
+                }
+            }
+            Ok((rows, packs))
         })?;
-        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+        let mut decoded: BTreeMap<&[u8], Pack> = BTreeMap::new();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(v) = rows.get(k) {
+                out.push(v.clone());
+                continue;
+            }
+            let Some((lo, data)) = packs.range::<Vec<u8>, _>(..=k).next_back() else {
+                out.push(None);
+                continue;
+            };
+            let pack = match decoded.entry(lo.as_slice()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(Pack::decode(data, pack_location(id, lo))?),
+            };
+            out.push(pack.get(k)?);
+        }
+        Ok(out)
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
         let sync = self.sync_writes && !batch.sync_deferred();
-        // The last operation on a key wins: then deletes and upserts are
-        // disjoint and one statement each applies them.
+        // The last operation on a key wins: then one statement applies
+        // them all (a deletion is a row without a value until folded).
         let mut last: BTreeMap<(i16, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
         for op in batch.into_ops() {
             match op {
@@ -269,130 +600,65 @@ impl KvStore for PgKv {
                 Op::Delete(cf, k) => last.insert((cf_id(cf), k), None),
             };
         }
-        let (mut dcf, mut dk, mut pcf, mut pk, mut pv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let n = last.len();
+        let (mut cfs, mut ks, mut vs) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         for ((cf, k), v) in last {
-            match v {
-                None => {
-                    dcf.push(cf);
-                    dk.push(k);
-                }
-                Some(v) => {
-                    pcf.push(cf);
-                    pk.push(k);
-                    pv.push(v);
-                }
-            }
+            cfs.push(cf);
+            ks.push(k);
+            vs.push(v);
         }
         let body: Body = Arc::new(move |t| {
-            if !dk.is_empty() {
-                t.execute(
-                    "DELETE FROM mxstate_kv WHERE (cf, k) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))",
-                    &[&dcf, &dk],
-                )
-                .map_err(pg)?;
-            }
-            if !pk.is_empty() {
-                t.execute(
-                    "INSERT INTO mxstate_kv (cf, k, v) SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
-                     ON CONFLICT (cf, k) DO UPDATE SET v = EXCLUDED.v",
-                    &[&pcf, &pk, &pv],
-                )
-                .map_err(pg)?;
+            if !ks.is_empty() {
+                let sql = prepared(t, UPSERT)?;
+                t.execute(&sql, &[&cfs, &ks, &vs]).map_err(pg)?;
             }
             Ok(())
         });
-        self.writer
-            .lock()
-            .map_err(|_| Error::internal("writer connection lock poisoned"))?
-            .write(body, sync)
+        self.writer()?.write(body, sync)?;
+        self.fold_after_write(n);
+        Ok(())
     }
 
     fn sync(&self) -> Result<()> {
         // A synchronous commit that writes (the lease's sequence number)
         // flushes the WAL up to it, asynchronous commits before it included.
-        self.writer
-            .lock()
-            .map_err(|_| Error::internal("writer connection lock poisoned"))?
-            .write(Arc::new(|_| Ok(())), true)
+        self.writer()?.write(Arc::new(|_| Ok(())), true)
     }
 
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {
-        let scan = Scan {
-            sql: SCAN_UP,
-            cf,
-            lower: prefix.to_vec(),
-            upper: prefix_end(prefix),
-        };
-        self.scan(scan, visit)
+        self.scan_dir(Dir::Up, cf, prefix, prefix_end(prefix).as_deref(), visit)
     }
 
     fn scan_range_rev(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
-        if lower >= upper {
-            return Ok(());
-        }
-        let scan = Scan {
-            sql: SCAN_DOWN,
-            cf,
-            lower: lower.to_vec(),
-            upper: Some(upper.to_vec()),
-        };
-        self.scan(scan, visit)
+        self.scan_dir(Dir::Down, cf, lower, Some(upper), visit)
     }
 
-    /// One query of up to `page_rows` rows (one round trip: a run of group
-    /// records); a longer range goes on after the last key of that page,
-    /// streamed as [`KvStore::scan_prefix`] is, in a snapshot of its own.
+    /// The first page in one round trip (a run of group records), the
+    /// rest streamed in a snapshot of its own.
     fn scan_range(&self, cf: Cf, lower: &[u8], upper: &[u8], visit: &mut Visit<'_>) -> Result<()> {
-        if lower >= upper {
-            return Ok(());
-        }
-        let (id, lo, hi, limit) = (cf_id(cf), lower.to_vec(), upper.to_vec(), self.page_rows);
-        let rows = self.read(move |c| {
-            let rows = c
-                .query(
-                    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k >= $2 AND k < $3 ORDER BY k LIMIT $4",
-                    &[&id, &lo, &hi, &limit],
-                )
-                .map_err(pg)?;
-            Ok(rows
-                .into_iter()
-                .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
-                .collect::<Vec<_>>())
-        })?;
-        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= self.page_rows;
-        let mut last = None;
-        for (k, v) in rows {
-            if !visit(&k, &v)? {
-                return Ok(());
-            }
-            last = Some(k);
-        }
-        match last.filter(|_| full) {
-            Some(after) => {
-                let scan = Scan {
-                    sql: SCAN_UP,
-                    cf,
-                    lower: key_after(after),
-                    upper: Some(upper.to_vec()),
-                };
-                self.scan(scan, visit)
-            }
-            None => Ok(()),
-        }
+        self.scan_dir(Dir::Up, cf, lower, Some(upper), visit)
     }
 
     fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let (id, lower, upper) = (cf_id(cf), prefix.to_vec(), prefix_end(prefix));
-        self.read(move |c| {
-            let row = c
-                .query_opt(
-                    "SELECT k, v FROM mxstate_kv WHERE cf = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) \
-                     ORDER BY k DESC LIMIT 1",
-                    &[&id, &lower, &upper],
-                )
-                .map_err(pg)?;
-            Ok(row.map(|r| (r.get(0), r.get(1))))
-        })
+        let end = prefix_end(prefix);
+        let (page, rest) = self.first_page(Dir::Down, cf, prefix, end.as_deref(), 8)?;
+        if let Some(first) = page.into_iter().next() {
+            return Ok(Some(first));
+        }
+        let mut found = None;
+        if let Some((lower, upper)) = rest {
+            let scan = Scan {
+                dir: Dir::Down,
+                cf,
+                lower,
+                upper,
+            };
+            self.scan(scan, &mut |k, v| {
+                found = Some((k.to_vec(), v.to_vec()));
+                Ok(false)
+            })?;
+        }
+        Ok(found)
     }
 
     fn location(&self) -> String {
@@ -409,8 +675,11 @@ impl KvMaintenance for PgKv {
         let counts = self.read(|c| {
             let rows = c
                 .query(
-                    "SELECT cf, count(*), coalesce(sum(octet_length(k) + octet_length(v)), 0)::bigint \
-                     FROM mxstate_kv GROUP BY cf",
+                    "SELECT cf, sum(n)::bigint, sum(b)::bigint FROM ( \
+                       SELECT cf, count(*) AS n, sum(octet_length(k) + octet_length(v)) AS b \
+                         FROM mxstate_rows WHERE v IS NOT NULL GROUP BY cf \
+                       UNION ALL SELECT cf, sum(n), sum(octet_length(lo) + octet_length(data)) \
+                         FROM mxstate_packs GROUP BY cf) AS s GROUP BY cf",
                     &[],
                 )
                 .map_err(pg)?;
@@ -425,7 +694,8 @@ impl KvMaintenance for PgKv {
                 let (keys, bytes) = counts.get(&cf_id(cf)).copied().unwrap_or((0, 0));
                 CfSize {
                     name: cf.name(),
-                    // Key and value bytes as stored (before TOAST and page overhead).
+                    // Rows' key and value bytes, packs' compressed bytes
+                    // (before TOAST and page overhead).
                     stored_bytes: u64::try_from(bytes).unwrap_or(0),
                     buffered_bytes: 0,
                     keys_estimate: u64::try_from(keys).unwrap_or(0),
@@ -437,15 +707,29 @@ impl KvMaintenance for PgKv {
     fn bytes_on_disk(&self) -> Result<u64> {
         self.read(|c| {
             let n: i64 = c
-                .query_one("SELECT pg_total_relation_size('mxstate_kv')", &[])
+                .query_one(
+                    "SELECT pg_total_relation_size('mxstate_rows') + pg_total_relation_size('mxstate_packs')",
+                    &[],
+                )
                 .map_err(pg)?
                 .get(0);
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 
+    /// Folds every row into packs, merges and cuts the packs again (full
+    /// packs: folding random keys leaves them about 70% full), then
+    /// rewrites both tables (`VACUUM
+    /// FULL`: their files shrink to the live records; the tables are
+    /// locked for its duration) and refreshes the planner's statistics.
     fn compact(&self) -> Result<()> {
-        self.read(|c| c.batch_execute("VACUUM (ANALYZE) mxstate_kv").map_err(pg))
+        self.fold_all()?;
+        self.repack_all()?;
+        self.read(|c| {
+            // One statement each: several in one string run as one transaction.
+            c.batch_execute("VACUUM (FULL, ANALYZE) mxstate_rows").map_err(pg)?;
+            c.batch_execute("VACUUM (FULL, ANALYZE) mxstate_packs").map_err(pg)
+        })
     }
 }
 
