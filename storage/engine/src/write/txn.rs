@@ -62,6 +62,10 @@ pub struct Txn<'a> {
     /// to `nids` when the transaction finishes (`write_texts`).
     new_texts: [Vec<(u64, Vec<u8>)>; 4],
     records: FxHashMap<u64, Option<Arc<GroupRecord>>>,
+    /// Strings (one set per kind) and groups read by `prefetch` and found
+    /// absent from the store: no point read for them again.
+    absent_strings: [FxHashSet<Box<str>>; 4],
+    absent_groups: FxHashSet<u64>,
     headers: FxHashMap<u64, Option<Arc<SnapHeader>>>,
     sections: FxHashMap<(u64, TypeNid), Arc<Section>>,
     snap_hashes: FxHashMap<(RoomNid, u128), Option<u64>>,
@@ -88,6 +92,8 @@ impl<'a> Txn<'a> {
             new_strings: Default::default(),
             new_texts: Default::default(),
             records: FxHashMap::default(),
+            absent_strings: Default::default(),
+            absent_groups: FxHashSet::default(),
             headers: FxHashMap::default(),
             sections: FxHashMap::default(),
             snap_hashes: FxHashMap::default(),
@@ -151,7 +157,67 @@ impl<'a> Txn<'a> {
         if let Some(&n) = self.new_strings[kind_slot(kind)].get(s) {
             return Ok(Some(n));
         }
+        if self.absent_strings[kind_slot(kind)].contains(s) {
+            return Ok(None);
+        }
         intern::lookup(self.kv, self.caches, kind, s)
+    }
+
+    /// Reads in one multi-get the strings of `strs` that are neither new
+    /// in this transaction nor cached: those found are cached, those
+    /// absent remembered, so that interning them later reads nothing (a
+    /// batch of groups then costs one read per kind, not one per string).
+    pub fn prefetch_strings(&mut self, kind: StrKind, strs: &[&str]) -> Result<()> {
+        let slot = kind_slot(kind);
+        let mut unknown: Vec<&str> = strs
+            .iter()
+            .copied()
+            .filter(|s| {
+                !self.new_strings[slot].contains_key(*s)
+                    && !self.absent_strings[slot].contains(*s)
+                    && self.caches.nid(kind, s).is_none()
+            })
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if unknown.len() < 2 {
+            // One string: interning it reads it as cheaply.
+            return Ok(());
+        }
+        let ks: Vec<Vec<u8>> = unknown.iter().map(|s| keys::string_key(kind, s)).collect();
+        for (s, v) in unknown.into_iter().zip(self.kv.multi_get(Cf::Strings, &ks)?) {
+            match v {
+                Some(v) => self
+                    .caches
+                    .remember(kind, values::decode_string_nid(&v)?, std::sync::Arc::from(s)),
+                None => {
+                    self.absent_strings[slot].insert(Box::from(s));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads in one multi-get whether the groups `ids` exist, remembering
+    /// those that do not (callers choosing ids check each is free).
+    pub fn prefetch_groups(&mut self, ids: &[u64]) -> Result<()> {
+        let mut unknown: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|g| !self.records.contains_key(g) && self.caches.records.get(g).is_none())
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if unknown.len() < 2 {
+            return Ok(());
+        }
+        let ks: Vec<Vec<u8>> = unknown.iter().map(|&g| keys::group_key(g).to_vec()).collect();
+        for (g, v) in unknown.into_iter().zip(self.kv.multi_get(Cf::Groups, &ks)?) {
+            if v.is_none() {
+                self.absent_groups.insert(g);
+            }
+        }
+        Ok(())
     }
 
     /// The nid of `s`, interning it in this transaction if new.
@@ -620,6 +686,7 @@ impl Source for Txn<'_> {
     fn record(&self, g: u64) -> Result<Option<Arc<GroupRecord>>> {
         match self.records.get(&g) {
             Some(r) => Ok(r.clone()),
+            None if self.absent_groups.contains(&g) => Ok(None),
             None => self.committed().record(g),
         }
     }
