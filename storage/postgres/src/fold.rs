@@ -146,8 +146,9 @@ pub fn step(t: &mut Transaction<'_>, cf: i16, from: &[u8], p: FoldPolicy) -> Res
         )
         .map_err(pg)?;
     }
+    // A join with the keys, not `k = ANY($2)` (see `MULTI_GET` in kv.rs).
     t.execute(
-        "DELETE FROM mxstate_rows WHERE cf = $1 AND k = ANY($2)",
+        "DELETE FROM mxstate_rows r USING unnest($2::bytea[]) AS q(k) WHERE r.cf = $1 AND r.k = q.k",
         &[&cf, &gone_rows],
     )
     .map_err(pg)?;

@@ -167,12 +167,15 @@ fn first_page_sql(dir: Dir) -> &'static str {
 const GET: &str = "SELECT 0::int2, k, v FROM mxstate_rows WHERE cf = $1 AND k = $2 \
      UNION ALL (SELECT 1::int2, lo, data FROM mxstate_packs WHERE cf = $1 AND lo <= $2 \
        AND NOT EXISTS (SELECT 1 FROM mxstate_rows WHERE cf = $1 AND k = $2) ORDER BY lo DESC LIMIT 1)";
-/// The rows of keys `$2`, and the home packs of those without a row.
-const MULTI_GET: &str = "SELECT 0::int2, k, v FROM mxstate_rows WHERE cf = $1 AND k = ANY($2) \
+/// The rows of keys `$2`, and the home packs of the keys. A join with
+/// the keys, not `k = ANY($2)`: with statistics from when the table was
+/// small, PostgreSQL filtered every row of the family against the whole
+/// array (20,000 keys by 20,000 rows: 8 s a call during an import).
+const MULTI_GET: &str = "SELECT 0::int2, r.k, r.v FROM unnest($2::bytea[]) AS q(k) \
+       JOIN mxstate_rows r ON r.cf = $1 AND r.k = q.k \
      UNION ALL SELECT 1::int2, lo, data FROM mxstate_packs WHERE cf = $1 AND lo IN ( \
        SELECT (SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= q.k ORDER BY lo DESC LIMIT 1) \
-       FROM unnest($2::bytea[]) AS q(k) \
-       WHERE NOT EXISTS (SELECT 1 FROM mxstate_rows r WHERE r.cf = $1 AND r.k = q.k))";
+       FROM unnest($2::bytea[]) AS q(k))";
 /// A batch's records as rows (NULL: a deletion).
 const UPSERT: &str =
     "INSERT INTO mxstate_rows (cf, k, v) SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
