@@ -671,6 +671,10 @@ impl KvStore for PgKv {
     fn maintenance(&self) -> Option<&dyn KvMaintenance> {
         Some(self)
     }
+
+    fn reads_are_round_trips(&self) -> bool {
+        true
+    }
 }
 
 impl KvMaintenance for PgKv {

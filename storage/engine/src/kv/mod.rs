@@ -191,6 +191,13 @@ pub trait KvStore: Send + Sync {
     fn maintenance(&self) -> Option<&dyn KvMaintenance> {
         None
     }
+    /// Whether each read is a round trip to another process (PostgreSQL):
+    /// the engine then reads what it can foresee in one multi-get rather
+    /// than one read at a time. `false` for an embedded store, where the
+    /// extra bookkeeping costs more than the reads it saves.
+    fn reads_are_round_trips(&self) -> bool {
+        false
+    }
 }
 
 /// A shared store is a store: tests keep a handle on the store an engine
@@ -225,6 +232,9 @@ impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
     }
     fn maintenance(&self) -> Option<&dyn KvMaintenance> {
         (**self).maintenance()
+    }
+    fn reads_are_round_trips(&self) -> bool {
+        (**self).reads_are_round_trips()
     }
 }
 
