@@ -128,10 +128,15 @@ pub fn step(t: &mut Transaction<'_>, cf: i16, from: &[u8], p: FoldPolicy) -> Res
             None => Vec::new(),
         };
         let merged = overlay(entries, rows);
-        for (i, (run, data)) in encode_runs(merged, p.pack_bytes, FOLD_LEVEL)?.into_iter().enumerate() {
+        let first_lo = home.as_ref().map(|lo| lo.clone().min(first_row.clone()));
+        let first_lo_len = first_lo.as_ref().map_or(first_row.len(), Vec::len);
+        for (i, (run, data)) in encode_runs(merged, first_lo_len, p.pack_bytes, FOLD_LEVEL)?
+            .into_iter()
+            .enumerate()
+        {
             let first = run.first().map(|(k, _)| k.clone()).unwrap_or_default();
-            let lo = match (&home, i) {
-                (Some(lo), 0) => lo.clone().min(first_row.clone()),
+            let lo = match (&first_lo, i) {
+                (Some(lo), 0) => lo.clone(),
                 _ => first,
             };
             new_n.push(i32::try_from(run.len()).unwrap_or(i32::MAX));
@@ -197,7 +202,7 @@ pub fn repack_step(t: &mut Transaction<'_>, cf: i16, from: &[u8], p: FoldPolicy)
     }
     let old: Vec<&[u8]> = packs.iter().map(|(lo, _)| lo.as_slice()).collect();
     let (mut new_lo, mut new_n, mut new_data) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, (run, data)) in encode_runs(entries, p.pack_bytes, COMPACT_LEVEL)?
+    for (i, (run, data)) in encode_runs(entries, first_lo.len(), p.pack_bytes, COMPACT_LEVEL)?
         .into_iter()
         .enumerate()
     {
