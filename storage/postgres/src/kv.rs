@@ -15,7 +15,7 @@ use crate::conn::{Conn, Pool};
 use crate::error::pg;
 use crate::fold::{self, pack_location, FoldPolicy, Folded};
 use crate::layers::{Dir, Merge, Next};
-use crate::lease::{Body, Writer, LEASE_DDL};
+use crate::lease::{Body, Job, Writer, LEASE_DDL};
 use crate::pack::{Entry, Pack};
 use crate::schema;
 use crate::stmt::prepared;
@@ -177,10 +177,6 @@ const MULTI_GET: &str = "SELECT 0::int2, r.k, r.v FROM unnest($2::bytea[]) AS q(
        SELECT (SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= q.k ORDER BY lo DESC LIMIT 1) \
        FROM unnest($2::bytea[]) AS q(k))";
 /// A batch's records as rows (NULL: a deletion).
-const UPSERT: &str =
-    "INSERT INTO mxstate_rows (cf, k, v) SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
-     ON CONFLICT (cf, k) DO UPDATE SET v = EXCLUDED.v";
-
 /// The packed records of `[lower, upper)` in `dir` order from one pack.
 fn pack_entries(cf: i16, lo: &[u8], data: &[u8], lower: &[u8], upper: Option<&[u8]>, dir: Dir) -> Result<Vec<Entry>> {
     let mut e = Pack::decode(data, pack_location(cf, lo))?.entries_in(lower, upper)?;
@@ -259,7 +255,7 @@ impl PgKv {
             }
             Ok(())
         });
-        self.writer()?.write(body, false)?;
+        self.writer()?.write(Job::Body(body), false)?;
         let answer = std::mem::take(&mut *out.lock().map_err(|_| Error::internal("answer lock poisoned"))?);
         Ok(answer)
     }
@@ -610,14 +606,12 @@ impl KvStore for PgKv {
             ks.push(k);
             vs.push(v);
         }
-        let body: Body = Arc::new(move |t| {
-            if !ks.is_empty() {
-                let sql = prepared(t, UPSERT)?;
-                t.execute(&sql, &[&cfs, &ks, &vs]).map_err(pg)?;
-            }
-            Ok(())
-        });
-        self.writer()?.write(body, sync)?;
+        let job = if ks.is_empty() {
+            Job::Body(Arc::new(|_| Ok(())))
+        } else {
+            Job::Rows(Arc::new((cfs, ks, vs)))
+        };
+        self.writer()?.write(job, sync)?;
         self.fold_after_write(n);
         Ok(())
     }
@@ -625,7 +619,7 @@ impl KvStore for PgKv {
     fn sync(&self) -> Result<()> {
         // A synchronous commit that writes (the lease's sequence number)
         // flushes the WAL up to it, asynchronous commits before it included.
-        self.writer()?.write(Arc::new(|_| Ok(())), true)
+        self.writer()?.write(Job::Body(Arc::new(|_| Ok(()))), true)
     }
 
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], visit: &mut Visit<'_>) -> Result<()> {

@@ -237,9 +237,11 @@ fn prefetch(txn: &mut crate::write::txn::Txn<'_>, groups: &[NewGroup<'_>]) -> Re
     }
     let types: Vec<&str> = keys.iter().map(|k| k.event_type()).collect();
     let skeys: Vec<&str> = keys.iter().map(|k| k.state_key()).collect();
-    txn.prefetch_strings(StrKind::Type, &types)?;
-    txn.prefetch_strings(StrKind::Skey, &skeys)?;
-    txn.prefetch_strings(StrKind::Event, &events)
+    txn.prefetch_strings(&[
+        (StrKind::Type, &types),
+        (StrKind::Skey, &skeys),
+        (StrKind::Event, &events),
+    ])
 }
 
 #[cfg(test)]
@@ -369,5 +371,26 @@ mod tests {
         // A chosen id taken is still refused.
         let again = remote.store_groups(&groups[..2]).unwrap_err();
         assert!(matches!(again, Error::GroupIdTaken(10)), "{again}");
+
+        // One group with a new event and a new member: its two strings
+        // are read together in one multi-get (two reads before), and the
+        // room's last id range once.
+        let (e, mut d) = (ev(1000), StateDelta::new());
+        d.insert(member(1000), Some(e.clone()));
+        let before = reads.load(Ordering::Relaxed);
+        let one = remote
+            .store_group(NewGroup {
+                id: None,
+                room_id: &room,
+                event_id: &e,
+                state: GroupState::Delta {
+                    prev: ids[300],
+                    delta: &d,
+                },
+            })
+            .unwrap();
+        let used = reads.load(Ordering::Relaxed) - before;
+        assert!(used <= 2, "{used} reads for one group");
+        assert_eq!(remote.state_for_group(one, &StateFilter::all()).unwrap().len(), 302);
     }
 }

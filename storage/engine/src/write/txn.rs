@@ -163,35 +163,41 @@ impl<'a> Txn<'a> {
         intern::lookup(self.kv, self.caches, kind, s)
     }
 
-    /// Reads in one multi-get the strings of `strs` that are neither new
-    /// in this transaction nor cached: those found are cached, those
-    /// absent remembered, so that interning them later reads nothing (a
-    /// batch of groups then costs one read per kind, not one per string).
-    pub fn prefetch_strings(&mut self, kind: StrKind, strs: &[&str]) -> Result<()> {
-        let slot = kind_slot(kind);
-        let mut unknown: Vec<&str> = strs
-            .iter()
-            .copied()
-            .filter(|s| {
-                !self.new_strings[slot].contains_key(*s)
-                    && !self.absent_strings[slot].contains(*s)
-                    && self.caches.nid(kind, s).is_none()
-            })
-            .collect();
-        unknown.sort_unstable();
-        unknown.dedup();
+    /// Reads in one multi-get the strings of `wanted` (of each kind, its
+    /// strings) that are neither new in this transaction nor cached:
+    /// those found are cached, those absent remembered, so that interning
+    /// them later reads nothing (a batch of groups then costs one read for
+    /// its strings, not one per string; a single group with a new event
+    /// and a new state key, one instead of two).
+    pub fn prefetch_strings(&mut self, wanted: &[(StrKind, &[&str])]) -> Result<()> {
+        let mut unknown: Vec<(StrKind, &str)> = Vec::new();
+        for &(kind, strs) in wanted {
+            let slot = kind_slot(kind);
+            let mut mine: Vec<&str> = strs
+                .iter()
+                .copied()
+                .filter(|s| {
+                    !self.new_strings[slot].contains_key(*s)
+                        && !self.absent_strings[slot].contains(*s)
+                        && self.caches.nid(kind, s).is_none()
+                })
+                .collect();
+            mine.sort_unstable();
+            mine.dedup();
+            unknown.extend(mine.into_iter().map(|s| (kind, s)));
+        }
         if unknown.len() < 2 {
             // One string: interning it reads it as cheaply.
             return Ok(());
         }
-        let ks: Vec<Vec<u8>> = unknown.iter().map(|s| keys::string_key(kind, s)).collect();
-        for (s, v) in unknown.into_iter().zip(self.kv.multi_get(Cf::Strings, &ks)?) {
+        let ks: Vec<Vec<u8>> = unknown.iter().map(|&(kind, s)| keys::string_key(kind, s)).collect();
+        for ((kind, s), v) in unknown.into_iter().zip(self.kv.multi_get(Cf::Strings, &ks)?) {
             match v {
                 Some(v) => self
                     .caches
                     .remember(kind, values::decode_string_nid(&v)?, std::sync::Arc::from(s)),
                 None => {
-                    self.absent_strings[slot].insert(Box::from(s));
+                    self.absent_strings[kind_slot(kind)].insert(Box::from(s));
                 }
             }
         }
