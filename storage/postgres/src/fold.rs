@@ -5,7 +5,8 @@
 //! pack (the pack with the greatest `lo` at or below its key; below
 //! every pack, the first), and rewrites each home pack that has at least
 //! `min_rows` of the window's rows: the pack's records with the rows laid
-//! over them, cut again into packs of about `pack_bytes`, and the rows
+//! over them, cut again into packs that fill a heap page (at most
+//! `pack_bytes` of keys and values each; `pack::encode_runs`), and the rows
 //! deleted, in the step's one transaction. Rows of a pack below the
 //! threshold wait for a later pass, so that a pack is not rewritten for
 //! every record (event ids are random keys: new ones touch every pack).
@@ -27,7 +28,7 @@ use crate::pack::{encode_runs, Pack, COMPACT_LEVEL, FOLD_LEVEL};
 /// How folding cuts and chooses.
 #[derive(Clone, Copy, Debug)]
 pub struct FoldPolicy {
-    /// Target bytes of keys and values in one pack.
+    /// The most bytes of keys and values in one pack.
     pub pack_bytes: usize,
     /// Rows of one pack a step must see to rewrite it (1: every row folds).
     pub min_rows: usize,

@@ -31,7 +31,8 @@ pub struct PgConfig {
     /// on the primary's disk, and on its synchronous standbys when the
     /// cluster has them). `false` commits asynchronously.
     pub sync_writes: bool,
-    /// Target bytes of keys and values in one pack.
+    /// The most bytes of keys and values in one pack (packs are cut to
+    /// fill a heap page; this bounds what a point read decompresses).
     pub pack_bytes: usize,
     /// Rows of one pack a fold step must see to rewrite the pack.
     pub fold_min_rows: usize,
@@ -176,7 +177,6 @@ const MULTI_GET: &str = "SELECT 0::int2, r.k, r.v FROM unnest($2::bytea[]) AS q(
      UNION ALL SELECT 1::int2, lo, data FROM mxstate_packs WHERE cf = $1 AND lo IN ( \
        SELECT (SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= q.k ORDER BY lo DESC LIMIT 1) \
        FROM unnest($2::bytea[]) AS q(k))";
-/// A batch's records as rows (NULL: a deletion).
 /// The packed records of `[lower, upper)` in `dir` order from one pack.
 fn pack_entries(cf: i16, lo: &[u8], data: &[u8], lower: &[u8], upper: Option<&[u8]>, dir: Dir) -> Result<Vec<Entry>> {
     let mut e = Pack::decode(data, pack_location(cf, lo))?.entries_in(lower, upper)?;

@@ -65,8 +65,9 @@ const FENCED_UPSERT: &str =
              ON CONFLICT (cf, k) DO UPDATE SET v = EXCLUDED.v) \
      SELECT seq FROM fence";
 
-/// Rows upserted, in a transaction that was fenced.
-pub const UPSERT: &str =
+/// A batch's records as rows (NULL: a deletion), in a transaction that
+/// was fenced.
+const UPSERT: &str =
     "INSERT INTO mxstate_rows (cf, k, v) SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
      ON CONFLICT (cf, k) DO UPDATE SET v = EXCLUDED.v";
 
