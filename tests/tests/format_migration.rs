@@ -1,5 +1,5 @@
 //! Databases written by older format versions (committed fixtures: the real
-//! Synapse dump imported by the version-1, 3 and 4 builds) open, are
+//! Synapse dump imported by the version-1, 3, 4 and 5 builds) open, are
 //! migrated to the current version, and answer exactly as their source
 //! says; a migration interrupted at any store operation finishes when the
 //! database is opened again, with the same result.
@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use mxstate_api::{EventId, GroupId};
+use mxstate_engine::event_bucket::Slot;
 use mxstate_engine::kv::{Batch, Cf, KvStore};
-use mxstate_engine::{event_key, Engine, EngineOptions};
+use mxstate_engine::{decode_record, event_key, Engine, EngineOptions, KvMaintenance, Record};
 use mxstate_rocks::{RocksConfig, RocksKv};
-use mxstate_synapse_dump::{DumpReader, Record};
+use mxstate_synapse_dump::{DumpReader, Record as DumpRecord};
 use mxstate_synapse_import::Verifier;
 use mxstate_tests::fault::{is_injected, Durability, FailPlan, FaultKv};
 
@@ -44,7 +45,7 @@ fn answers_as_its_source(engine: &Engine, work: &Path) {
     let mut dump = DumpReader::open(&fixture("synapse-small.sql.zst")).unwrap();
     while let Some(rec) = dump.next() {
         let rec = rec.unwrap();
-        if let Record::EventToStateGroup { event_id, state_group } = &rec {
+        if let DumpRecord::EventToStateGroup { event_id, state_group } = &rec {
             mappings.insert(
                 EventId::parse(event_id).unwrap(),
                 GroupId::try_from(*state_group).unwrap(),
@@ -153,11 +154,93 @@ fn version_4_opens_packs_its_strings_and_answers_as_its_source() {
         answers_as_its_source(&engine, dir.path());
     }
     let kv = RocksKv::open(&db, false, &RocksConfig::default()).unwrap();
-    assert_eq!(count(&kv, Cf::Strings, &[]), strings);
+    // Format 6: the hash-form event ids left `strings` for their buckets.
+    assert_eq!(count(&kv, Cf::Strings, &[]), strings - hash_events_in_strings_of_v4());
     // 3 rooms, 21 types, 156 state keys and 1,014 event ids: every block
     // but the last of each kind is packed (0 + 0 + 2 + 15 blocks), the
     // last ones' strings stay single keys (3 + 21 + 28 + 54).
     assert_eq!(nid_keys(&kv), (3 + 21 + 28 + 54, 2 + 15));
+    drop(kv);
+    // Opening the migrated database again changes nothing.
+    let snapshot = contents(&RocksKv::open(&db, false, &RocksConfig::default()).unwrap());
+    drop(mxstate_rocks::open(&db, existing()).unwrap());
+    assert!(snapshot == contents(&RocksKv::open(&db, false, &RocksConfig::default()).unwrap()));
+}
+
+/// Interned event ids of the version-4 and 5 fixtures in hash form: all
+/// 1,014 interned events but the text-form ones.
+fn hash_events_in_strings_of_v4() -> u64 {
+    1014 - TEXT_FORM_INTERNED
+}
+
+/// Interned event ids of the fixtures in text form (not room-version-3+
+/// hashes), counted in the version-5 fixture below.
+const TEXT_FORM_INTERNED: u64 = 0;
+
+/// Interned events kept in `event_groups` buckets (format 6).
+fn interned_in_buckets(kv: &dyn KvStore) -> u64 {
+    let mut n = 0;
+    kv.scan_prefix(Cf::EventGroups, &[], &mut |k, v| {
+        if let Record::EventBucket { slots, .. } = decode_record(Cf::EventGroups, k, v).unwrap() {
+            n += slots.iter().filter(|s| matches!(s, Slot::Interned { .. })).count() as u64;
+        }
+        Ok(true)
+    })
+    .unwrap();
+    n
+}
+
+/// `event_groups` keys: `(buckets, text-form ids, hash-form ids outside a
+/// bucket)`.
+fn event_group_keys(kv: &dyn KvStore) -> (u64, u64, u64) {
+    let (mut buckets, mut text, mut loose) = (0, 0, 0);
+    kv.scan_prefix(Cf::EventGroups, &[], &mut |k, _| {
+        match (k.len(), k.first()) {
+            (5, Some(1 | 2)) => buckets += 1,
+            (33, Some(1 | 2)) => loose += 1,
+            (_, Some(b'$')) => text += 1,
+            _ => panic!("event_groups key {k:?}"),
+        }
+        Ok(true)
+    })
+    .unwrap();
+    (buckets, text, loose)
+}
+
+#[test]
+fn version_5_opens_moves_event_ids_into_buckets_and_answers_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = unpack("format-v5-synapse-small.tar.zst", dir.path());
+    let (strings, bytes) = {
+        let kv = RocksKv::open(&db, false, &RocksConfig::default()).unwrap();
+        // Version 5: every interned event in `strings`, every mapping its
+        // own key.
+        assert_eq!(count(&kv, Cf::Strings, b"E$"), TEXT_FORM_INTERNED);
+        assert_eq!(interned_events(&kv), 1014);
+        let (buckets, text, loose) = event_group_keys(&kv);
+        assert_eq!((buckets, text + loose), (0, 1070));
+        let strings = count(&kv, Cf::Strings, &[]);
+        (strings, kv.bytes_on_disk().unwrap())
+    };
+    {
+        let engine = mxstate_rocks::open(&db, existing()).unwrap();
+        answers_as_its_source(&engine, dir.path());
+        let stats = engine.stats().unwrap();
+        assert_eq!((stats.events, stats.event_mappings), (1014, 1070));
+    }
+    let kv = RocksKv::open(&db, false, &RocksConfig::default()).unwrap();
+    assert_eq!(count(&kv, Cf::Strings, &[]), strings - hash_events_in_strings_of_v4());
+    assert_eq!(count(&kv, Cf::Strings, b"E"), TEXT_FORM_INTERNED);
+    let (buckets, text, loose) = event_group_keys(&kv);
+    assert_eq!(loose, 0);
+    // 1,070 mapped and some interned-only events, a bucket each but for
+    // the rare shared one.
+    assert!(
+        buckets + text <= 1070 + 1014 && buckets > 1000,
+        "{buckets} buckets, {text} text"
+    );
+    let after = kv.bytes_on_disk().unwrap();
+    assert!(after < bytes, "{after} bytes after, {bytes} before");
     drop(kv);
     // Opening the migrated database again changes nothing.
     let snapshot = contents(&RocksKv::open(&db, false, &RocksConfig::default()).unwrap());
@@ -182,13 +265,15 @@ fn version_3_opens_migrates_and_answers_as_its_source() {
         answers_as_its_source(&engine, dir.path());
     }
     let kv = RocksKv::open(&db, false, &RocksConfig::default()).unwrap();
-    let (text_strings, text_keys, mappings) = event_id_forms(&kv);
-    assert_eq!(mappings, 1070);
+    let (buckets, text_keys, loose) = event_group_keys(&kv);
+    assert_eq!(loose, 0);
+    assert!(buckets > 1000, "{buckets}");
     // The fixture's ids are room-version-10 hashes, but for a few.
     assert!(text_keys < 20, "{text_keys} mappings still keyed by text");
+    let text_strings = count(&kv, Cf::Strings, b"E$");
     assert!(text_strings < before_text / 10, "{text_strings} of {before_text}");
     // Message events are no longer interned.
-    let interned = interned_events(&kv);
+    let interned = text_strings + interned_in_buckets(&kv);
     assert!(interned < before_interned, "{interned} of {before_interned}");
     drop(kv);
     // Opening the migrated database again changes nothing.
@@ -227,8 +312,17 @@ fn copied(kv: &dyn KvStore) -> FaultKv {
 
 #[test]
 fn a_migration_interrupted_anywhere_finishes_when_reopened() {
+    interrupted_anywhere("format-v3-synapse-small.tar.zst");
+}
+
+#[test]
+fn a_migration_from_version_5_interrupted_anywhere_finishes_when_reopened() {
+    interrupted_anywhere("format-v5-synapse-small.tar.zst");
+}
+
+fn interrupted_anywhere(fixture_name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let db = unpack("format-v3-synapse-small.tar.zst", dir.path());
+    let db = unpack(fixture_name, dir.path());
     let source = RocksKv::open(&db, false, &RocksConfig::default()).unwrap();
     let whole = copied(&source);
     let before = whole.counts().of(None);

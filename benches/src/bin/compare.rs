@@ -546,8 +546,10 @@ fn run(args: &Args) -> Res<()> {
         "* mxstate disk is the database directory after a full compaction (`bytes_on_disk`); \"without the \
          mapping\" subtracts the event_groups and group_events column families. The strings and nids column \
          families ({}) hold the interned ids: rooms, types, state keys and the events that state names (`nids` \
-         packs their texts 64 to a value, format 5); event_groups holds each mapped event's id itself (33 bytes \
-         for a hash id, format 4). PostgreSQL disk is \
+         packs their texts 64 to a value, format 5). event_groups holds each mapped message event's id itself (33 \
+         bytes for a hash id, format 4) and, in the same buckets, a few bytes for each interned hash-form event \
+         (its nid and group; its id is stored once, in nids: format 6), so \"without the mapping\" also leaves \
+         those out. PostgreSQL disk is \
          pg_total_relation_size (heap, TOAST, indexes) after VACUUM ANALYZE.",
         bytes(mx_strings)
     );

@@ -30,7 +30,7 @@ mod write;
 pub use check::{CheckReport, Problem};
 pub use engine::{AuthMark, CfStats, Engine, EngineOptions, ExportGroup, Stats};
 pub use format::record::{decode_record, Record};
-pub use format::{event_key, varint};
+pub use format::{event_bucket, event_key, varint};
 pub use kv::{KvMaintenance, KvStore, MemKv};
 pub use store::EngineStore;
 pub use write::{ChainPolicy, GroupState, NewGroup};

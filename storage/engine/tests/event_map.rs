@@ -1,6 +1,7 @@
-//! Event mappings keyed by stored event ids (format 4): hash ids that
-//! share their first bytes share one reverse entry, and moving, remapping
-//! and purging keep both indexes exact.
+//! Event mappings keyed by stored event ids (format 4) in buckets (format
+//! 6): hash ids that share their first bytes share one bucket and one
+//! reverse entry, and moving, remapping, interning and purging keep both
+//! indexes exact.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -9,9 +10,11 @@ use std::sync::Arc;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 
+use mxstate_engine::event_bucket::Slot;
 use mxstate_engine::kv::{Cf, KvStore};
 use mxstate_engine::{
-    Engine, EngineOptions, EventId, GroupId, GroupState, MemKv, NewGroup, RoomId, StateKey, StateMap,
+    decode_record, Engine, EngineOptions, EventId, GroupId, GroupState, MemKv, NewGroup, Record, RoomId, StateKey,
+    StateMap,
 };
 
 /// A room-version-4+ event id whose hash starts with `AA BB CC DD`, then `n`.
@@ -118,4 +121,109 @@ fn shared_reverse_entries_survive_moves_and_purges() {
     })
     .unwrap();
     assert_eq!(seen, vec![(c, g2)]);
+}
+
+/// The entries of the bucket of the colliding ids, and the `strings`
+/// entries of event ids.
+fn bucket_and_strings(kv: &MemKv) -> (Vec<Slot>, usize) {
+    let key = mxstate_engine::event_key::encode(colliding(0).as_str())[..5].to_vec();
+    let slots = match kv.get(Cf::EventGroups, &key).unwrap() {
+        Some(v) => match decode_record(Cf::EventGroups, &key, &v).unwrap() {
+            Record::EventBucket { slots, .. } => slots,
+            other => panic!("{other:?}"),
+        },
+        None => Vec::new(),
+    };
+    let mut strings = 0;
+    kv.scan_prefix(Cf::Strings, b"E", &mut |_, _| {
+        strings += 1;
+        Ok(true)
+    })
+    .unwrap();
+    (slots, strings)
+}
+
+#[test]
+fn interned_and_mapped_ids_share_a_bucket_and_are_told_apart() {
+    let kv = Arc::new(MemKv::new());
+    let e = Engine::with_kv(Box::new(kv.clone()), EngineOptions::default()).unwrap();
+    let room = RoomId::parse("!r:x").unwrap();
+    // a: interned and mapped; b: mapped only; c: interned only; d: unknown;
+    // f: mapped first, interned later. All in one bucket.
+    let (a, b, c, d, f) = (colliding(1), colliding(2), colliding(3), colliding(4), colliding(5));
+    let create = StateKey::new("m.room.create", "").unwrap();
+    let member = StateKey::new("m.room.member", "@u:x").unwrap();
+    let state: StateMap = [(create.clone(), a.clone()), (member.clone(), c.clone())]
+        .into_iter()
+        .collect();
+    let g1 = e
+        .store_group(NewGroup {
+            id: None,
+            room_id: &room,
+            event_id: &a,
+            state: GroupState::Full(&state),
+        })
+        .unwrap();
+    e.set_event_groups(&[(a.clone(), g1), (b.clone(), g1), (f.clone(), g1)])
+        .unwrap();
+    let all = [a.clone(), b.clone(), c.clone(), d.clone(), f.clone()];
+    let mapped = BTreeMap::from([(a.clone(), g1), (b.clone(), g1), (f.clone(), g1)]);
+    assert_eq!(groups_of(&e, &all), mapped);
+    let (slots, strings) = bucket_and_strings(&kv);
+    assert_eq!(strings, 0, "hash-form ids are interned in their bucket");
+    assert_eq!(
+        slots
+            .iter()
+            .map(|s| matches!(s, Slot::Interned { .. }))
+            .collect::<Vec<_>>(),
+        vec![true, true, false, false],
+        "{slots:?}"
+    );
+    assert_eq!(reverse_entries(&kv, g1), 1);
+    clean(&e);
+
+    // f joins the state: its mapped entry becomes an interned one.
+    let delta = [(member.clone(), Some(f.clone()))].into_iter().collect();
+    let g2 = e
+        .store_group(NewGroup {
+            id: None,
+            room_id: &room,
+            event_id: &f,
+            state: GroupState::Delta {
+                prev: g1,
+                delta: &delta,
+            },
+        })
+        .unwrap();
+    assert_eq!(bucket_and_strings(&kv).0.len(), 4);
+    assert_eq!(groups_of(&e, &all), mapped);
+    clean(&e);
+
+    // A new engine (nothing cached) tells the ids apart by their texts.
+    drop(e);
+    let e = Engine::with_kv(Box::new(kv.clone()), EngineOptions::default()).unwrap();
+    assert_eq!(groups_of(&e, &all), mapped);
+    assert_eq!(groups_of(&e, std::slice::from_ref(&d)), BTreeMap::new());
+    let filter = mxstate_engine::StateFilter::all();
+    let s2 = e.state_for_group(g2, &filter).unwrap();
+    assert_eq!(s2.get(&member), Some(&f));
+    assert_eq!(s2.get(&create), Some(&a));
+    clean(&e);
+
+    // Purging g1 forgets its mappings; the interned ids stay, and g2's
+    // state still reads them.
+    e.set_event_groups(&[(f.clone(), g2)]).unwrap();
+    e.purge_groups(&room, &[g1]).unwrap();
+    assert_eq!(groups_of(&e, &all), BTreeMap::from([(f.clone(), g2)]));
+    let (slots, _) = bucket_and_strings(&kv);
+    assert_eq!(slots.len(), 3, "b's entry is gone: {slots:?}");
+    assert_eq!(e.state_for_group(g2, &filter).unwrap(), s2);
+    clean(&e);
+    let mut seen = Vec::new();
+    e.for_each_event_group(&mut |ev, g| {
+        seen.push((ev.clone(), g));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, vec![(f, g2)]);
 }

@@ -15,6 +15,10 @@ pub fn lookup(kv: &dyn KvStore, caches: &Caches, kind: StrKind, s: &str) -> Resu
     if let Some(n) = caches.nid(kind, s) {
         return Ok(Some(n));
     }
+    if kind == StrKind::Event && crate::format::event_key::hash_form(s).is_some() {
+        // Format 6: in its `event_groups` bucket, not in `strings`.
+        return super::event_index::interned_nid(kv, caches, s);
+    }
     let Some(v) = kv.get(Cf::Strings, &keys::string_key(kind, s))? else {
         return Ok(None);
     };

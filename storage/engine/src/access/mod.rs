@@ -3,6 +3,7 @@
 
 mod cache;
 mod committed;
+pub mod event_index;
 pub mod intern;
 mod point;
 mod source;

@@ -2,14 +2,15 @@
 
 use mxstate_api::{ErrorKind, EventId, Result, RoomId};
 
+use crate::access::event_index::Place;
 use crate::access::intern;
 use crate::format::deletion;
+use crate::format::event_bucket::{self, Slot};
 use crate::format::keys::{self, ikey_skey, ikey_type, StrKind};
 use crate::format::nid_block;
 use crate::format::record::Record;
 use crate::format::values;
 use crate::kv::Cf;
-use crate::write::event_map;
 
 use super::Checker;
 
@@ -23,6 +24,13 @@ impl Checker<'_> {
                 let at = || format!("strings/{}{text}", kind as u8 as char);
                 c.below("string nid", nid, c.string_counter(kind), at);
                 let stored = keys::text_bytes(kind, &text);
+                if kind == StrKind::Event && event_bucket::split(&stored).is_some() {
+                    c.problem(
+                        "strings and nids agree",
+                        at(),
+                        "a hash-form event id in strings (format 6 keeps it in its event_groups bucket)",
+                    );
+                }
                 if !c.has_key(Cf::Strings, &keys::string_key(kind, &text))? {
                     c.problem("strings and nids agree", at(), "not in its stored form (format 4)");
                 }
@@ -83,6 +91,23 @@ impl Checker<'_> {
     /// The text stored for `nid` is interned as `nid`.
     fn nid_names_its_text(&mut self, kind: StrKind, nid: u64, text: &str) -> Result<()> {
         let at = || format!("nids/{}{nid}", kind as u8 as char);
+        if kind == StrKind::Event {
+            if let Place::Bucket(key, _) = Place::of(text) {
+                let interned = match self.kv.get(Cf::EventGroups, &key)? {
+                    Some(v) => match event_bucket::decode(&v, String::new) {
+                        Ok(slots) => slots
+                            .iter()
+                            .any(|s| matches!(s, Slot::Interned { nid: n, .. } if *n == nid)),
+                        Err(_) => true, // reported by the event_groups walk
+                    },
+                    None => false,
+                };
+                if !interned {
+                    self.problem("strings and nids agree", at(), "its text is not interned in its bucket");
+                }
+                return Ok(());
+            }
+        }
         match self.kv.get(Cf::Strings, &keys::string_key(kind, text))? {
             Some(v) => match values::decode_string_nid(&v) {
                 Ok(n) if n == nid => {}
@@ -97,12 +122,19 @@ impl Checker<'_> {
     /// `event_groups` and `group_events` hold the same pairs, of live groups.
     pub(super) fn event_mappings(&mut self) -> Result<()> {
         self.each(Cf::EventGroups, |c, r| {
-            if let Record::EventGroup { event, group } = r {
+            if let Record::EventGroup { event, group } = &r {
+                let (event, group) = (event.clone(), *group);
                 c.report.event_mappings += 1;
                 let at = || format!("event_groups/{event}");
                 c.live_group(group, at)?;
                 if !c.has_key(Cf::EventGroups, &keys::event_key(&event))? {
                     c.problem("event mappings agree", at(), "not in its stored form (format 4)");
+                } else if event_bucket::split(&keys::event_key(&event)).is_some() {
+                    c.problem(
+                        "event mappings agree",
+                        at(),
+                        "a hash-form id outside its bucket (format 6)",
+                    );
                 }
                 if !c.has_key(Cf::GroupEvents, &keys::group_event_key(group, &keys::event_key(&event)))? {
                     c.problem(
@@ -112,12 +144,48 @@ impl Checker<'_> {
                     );
                 }
             }
+            if let Record::EventBucket { key, slots } = r {
+                let at = || format!("event_groups/{}", crate::format::record::shown(&key));
+                let mut rests = rustc_hash::FxHashSet::default();
+                let mut nids = rustc_hash::FxHashSet::default();
+                for s in &slots {
+                    let once = match s {
+                        Slot::Mapped { rest, .. } => rests.insert(*rest),
+                        Slot::Interned { nid, .. } => {
+                            c.below("event nid", *nid, c.counters.event, at);
+                            match c.stored_text(StrKind::Event, *nid)? {
+                                Some(t) if t.starts_with(&key) => {}
+                                Some(_) => c.problem(
+                                    "event mappings agree",
+                                    at(),
+                                    format!("event nid {nid} is not in this bucket"),
+                                ),
+                                None => c.problem("event mappings agree", at(), format!("event nid {nid} has no text")),
+                            }
+                            nids.insert(*nid)
+                        }
+                    };
+                    if !once {
+                        c.problem("event mappings agree", at(), "an event with two entries");
+                    }
+                    let Some(group) = s.group() else { continue };
+                    c.report.event_mappings += 1;
+                    c.live_group(group, at)?;
+                    if !c.has_key(Cf::GroupEvents, &keys::group_event_key(group, &key))? {
+                        c.problem(
+                            "event mappings agree",
+                            at(),
+                            format!("no group_events entry for group {group}"),
+                        );
+                    }
+                }
+            }
             Ok(())
         })?;
         self.each(Cf::GroupEvents, |c, r| {
             if let Record::GroupEvent { group, part } = r {
                 let at = || format!("group_events/{group}/{}", crate::format::record::shown(&part));
-                if event_map::events_of_part(c.kv, &part, group)?.is_empty() {
+                if !c.part_maps_to(&part, group)? {
                     c.problem(
                         "event mappings agree",
                         at(),
@@ -126,6 +194,18 @@ impl Checker<'_> {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// Whether an event behind reverse entry `part` is mapped to `g`.
+    fn part_maps_to(&self, part: &[u8], g: u64) -> Result<bool> {
+        let Some(v) = self.kv.get(Cf::EventGroups, part)? else {
+            return Ok(false);
+        };
+        Ok(if event_bucket::is_bucket_key(part) {
+            event_bucket::decode(&v, String::new).is_ok_and(|slots| slots.iter().any(|s| s.group() == Some(g)))
+        } else {
+            values::decode_event_group(&v).is_ok_and(|old| old == g)
         })
     }
 

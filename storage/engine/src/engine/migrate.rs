@@ -6,7 +6,11 @@ use roaring::RoaringTreemap;
 
 use mxstate_api::{Error, Result};
 
+use std::collections::BTreeMap;
+
+use crate::access::event_index;
 use crate::format::counters::Counters;
+use crate::format::event_bucket::{self, Slot};
 use crate::format::event_key;
 use crate::format::keys::{self, meta, StrKind};
 use crate::format::nid_block;
@@ -22,7 +26,7 @@ const BATCH: usize = 10_000;
 pub(super) fn migrate(kv: &dyn KvStore, from: FormatVersion) -> Result<()> {
     // Versions 2 and 3 add the `deletion` and `auth` column families,
     // which the backend created empty: nothing to rewrite.
-    let rewrites = (from as u32) < (FormatVersion::V5 as u32);
+    let rewrites = (from as u32) < (FormatVersion::V6 as u32);
     if (from as u32) < (FormatVersion::V4 as u32) {
         tracing::info!(from = from as u32, "migrating event ids to format 4");
         event_ids(kv)?;
@@ -30,6 +34,10 @@ pub(super) fn migrate(kv: &dyn KvStore, from: FormatVersion) -> Result<()> {
     if (from as u32) < (FormatVersion::V5 as u32) {
         tracing::info!(from = from as u32, "packing interned strings (format 5)");
         pack_nids(kv)?;
+    }
+    if (from as u32) < (FormatVersion::V6 as u32) {
+        tracing::info!(from = from as u32, "moving hash-form event ids into buckets (format 6)");
+        buckets(kv)?;
     }
     let mut b = Batch::default();
     b.put(
@@ -145,6 +153,97 @@ fn pack_nids(kv: &dyn KvStore) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Format 6: hash-form event ids into `event_groups` buckets. First the
+/// interned ones (their `strings` entries, with their mappings), then the
+/// mapped ones left. Each batch writes the buckets it changed and deletes
+/// the entries it moved, so a run interrupted anywhere leaves every id in
+/// one place, and the next run moves what is left.
+fn buckets(kv: &dyn KvStore) -> Result<()> {
+    let e = StrKind::Event as u8;
+    let (lo, hi) = (event_key::STANDARD, event_key::URL_SAFE + 1);
+    in_batches(kv, Cf::Strings, &[e, lo], &[e, hi], |items, b| {
+        let mut moved = Vec::with_capacity(items.len());
+        for (k, v) in items {
+            if let Some((key, rest)) = event_bucket::split(k.get(1..).unwrap_or_default()) {
+                moved.push((k, key, rest, values::decode_string_nid(v)?));
+            }
+        }
+        let olds: Vec<Vec<u8>> = moved.iter().map(|m| event_bucket::join(&m.1, &m.2)).collect();
+        let old_groups = kv.multi_get(Cf::EventGroups, &olds)?;
+        let mut buckets = read_buckets(kv, moved.iter().map(|m| m.1))?;
+        for ((k, key, rest, nid), (old_key, old)) in moved.into_iter().zip(olds.into_iter().zip(old_groups)) {
+            let slots = buckets.entry(key).or_default();
+            let mut group = old.as_deref().map(values::decode_event_group).transpose()?;
+            if let Some(i) = slots
+                .iter()
+                .position(|s| matches!(s, Slot::Mapped { rest: r, .. } if *r == rest))
+            {
+                group = group.or(slots.get(i).and_then(Slot::group));
+                slots.remove(i);
+            }
+            if !slots
+                .iter()
+                .any(|s| matches!(s, Slot::Interned { nid: n, .. } if *n == nid))
+            {
+                slots.push(Slot::Interned { nid, group });
+            }
+            if old.is_some() {
+                b.delete(Cf::EventGroups, old_key);
+            }
+            b.delete(Cf::Strings, k.clone());
+        }
+        write_buckets(b, buckets);
+        Ok(())
+    })?;
+    in_batches(kv, Cf::EventGroups, &[lo], &[hi], |items, b| {
+        let mut moved = Vec::with_capacity(items.len());
+        for (k, v) in items {
+            // Buckets written by earlier batches are in the range too.
+            if let Some((key, rest)) = event_bucket::split(k) {
+                moved.push((k, key, rest, values::decode_event_group(v)?));
+            }
+        }
+        let mut buckets = read_buckets(kv, moved.iter().map(|m| m.1))?;
+        for (k, key, rest, g) in moved {
+            let slots = buckets.entry(key).or_default();
+            match slots
+                .iter_mut()
+                .find(|s| matches!(s, Slot::Mapped { rest: r, .. } if *r == rest))
+            {
+                Some(Slot::Mapped { group, .. }) => *group = g,
+                _ => slots.push(Slot::Mapped { rest, group: g }),
+            }
+            b.delete(Cf::EventGroups, k.clone());
+        }
+        write_buckets(b, buckets);
+        Ok(())
+    })
+}
+
+/// The buckets `keys` as stored (empty when absent), in one multi-get.
+fn read_buckets(
+    kv: &dyn KvStore,
+    keys: impl Iterator<Item = [u8; event_bucket::KEY_LEN]>,
+) -> Result<BTreeMap<[u8; event_bucket::KEY_LEN], Vec<Slot>>> {
+    let mut wanted: Vec<[u8; event_bucket::KEY_LEN]> = keys.collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let ks: Vec<Vec<u8>> = wanted.iter().map(|k| k.to_vec()).collect();
+    let mut out = BTreeMap::new();
+    for (key, v) in wanted.into_iter().zip(kv.multi_get(Cf::EventGroups, &ks)?) {
+        out.insert(key, event_index::decode_bucket(&key, v.as_deref())?);
+    }
+    Ok(out)
+}
+
+fn write_buckets(b: &mut Batch, buckets: BTreeMap<[u8; event_bucket::KEY_LEN], Vec<Slot>>) {
+    for (key, slots) in buckets {
+        if !slots.is_empty() {
+            b.put(Cf::EventGroups, key.to_vec(), event_bucket::encode(&slots));
+        }
+    }
 }
 
 /// `event_groups` from `event nid (u64 BE) -> group` to `stored id ->

@@ -5,6 +5,7 @@ use rustc_hash::FxHashMap;
 use mxstate_api::Result;
 
 use crate::format::counters::Counters;
+use crate::format::event_bucket;
 use crate::format::group::{GroupRecord, Physical};
 use crate::format::keys::{self, StrKind};
 use crate::format::snapshot::SnapHeader;
@@ -111,8 +112,13 @@ pub fn collect(kv: &dyn KvStore, counters: &Counters) -> Result<Stats> {
         }
         Ok(true)
     })?;
-    kv.scan_prefix(Cf::EventGroups, &[], &mut |_, _| {
-        s.event_mappings += 1;
+    kv.scan_prefix(Cf::EventGroups, &[], &mut |k, v| {
+        if event_bucket::is_bucket_key(k) {
+            let slots = event_bucket::decode(v, || format!("event_groups/{}", crate::format::record::shown(k)))?;
+            s.event_mappings += slots.iter().filter(|s| s.group().is_some()).count() as u64;
+        } else {
+            s.event_mappings += 1;
+        }
         Ok(true)
     })?;
     kv.scan_prefix(Cf::Strings, &[StrKind::Room as u8], &mut |_, _| {

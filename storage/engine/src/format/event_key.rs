@@ -115,6 +115,11 @@ pub fn reverse_part(key: &[u8]) -> &[u8] {
     }
 }
 
+/// Whether `b` is the first byte of a hash form.
+pub fn is_hash_tag(b: u8) -> bool {
+    matches!(b, STANDARD | URL_SAFE)
+}
+
 /// Whether `key` is a stored id (any form; its text form is not
 /// validated here).
 pub fn is_event_key(key: &[u8]) -> bool {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod counters;
 pub mod deletion;
 pub mod delta;
+pub mod event_bucket;
 pub mod event_key;
 pub mod group;
 pub mod keys;

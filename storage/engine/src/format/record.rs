@@ -7,13 +7,13 @@ use mxstate_api::{Error, Result};
 
 use super::counters::Counters;
 use super::deletion::{self, Pending};
-use super::event_key;
 use super::group::GroupRecord;
 use super::keys::{self, meta, EventNid, IKey, RoomNid, StrKind, TypeNid, ROOM_GHOST, ROOM_RANGE};
 use super::nid_block;
 use super::snapshot::{Section, SnapHeader};
 use super::values;
 use super::version::FormatVersion;
+use super::{event_bucket, event_key};
 use crate::kv::Cf;
 
 /// One decoded record.
@@ -74,10 +74,16 @@ pub enum Record {
         hash: u128,
         snap: u64,
     },
-    /// `event_groups`: an event id (as text) and its group.
+    /// `event_groups`: a text-form event id and its group.
     EventGroup {
         event: String,
         group: u64,
+    },
+    /// `event_groups`: the bucket of the hash-form ids starting with `key`
+    /// (format 6, `event_bucket`).
+    EventBucket {
+        key: Vec<u8>,
+        slots: Vec<event_bucket::Slot>,
     },
     /// `group_events`: a group and the part of a stored event id that
     /// finds the event in `event_groups` (`event_key::reverse_part`).
@@ -288,6 +294,10 @@ fn decode(cf: Cf, key: &[u8], value: &[u8]) -> Result<Record> {
                 snap: values::decode_snap_ref(value, format!("{}/{}", cf.name(), shown(key)))?,
             })
         }
+        Cf::EventGroups if event_bucket::is_bucket_key(key) => Ok(Record::EventBucket {
+            key: key.to_vec(),
+            slots: event_bucket::decode(value, || format!("{}/{}", cf.name(), shown(key)))?,
+        }),
         Cf::EventGroups => Ok(Record::EventGroup {
             event: event_key::decode(key, || format!("{}/{}", cf.name(), shown(key)))?,
             group: values::decode_event_group(value)?,

@@ -16,11 +16,14 @@ pub enum FormatVersion {
     V4 = 4,
     /// The texts of `nids` packed 64 to a value (`format::nid_block`).
     V5 = 5,
+    /// Hash-form event ids in `event_groups` buckets
+    /// (`format::event_bucket`): an interned one stored once, in `nids`.
+    V6 = 6,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V5;
+    pub const CURRENT: FormatVersion = FormatVersion::V6;
 
     /// The 4-byte little-endian value stored under `meta/format`.
     pub fn to_bytes(self) -> [u8; 4] {
@@ -49,6 +52,7 @@ impl TryFrom<u32> for FormatVersion {
             3 => Ok(FormatVersion::V3),
             4 => Ok(FormatVersion::V4),
             5 => Ok(FormatVersion::V5),
+            6 => Ok(FormatVersion::V6),
             found => Err(Error::UnsupportedFormat {
                 found,
                 supported: FormatVersion::CURRENT as u32,

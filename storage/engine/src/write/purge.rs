@@ -23,7 +23,6 @@ use crate::format::keys::{self, RoomNid};
 use crate::format::values;
 use crate::kv::Cf;
 
-use super::event_map;
 use super::room_index;
 use super::txn::Txn;
 
@@ -184,10 +183,7 @@ fn forget_events(txn: &mut Txn<'_>, g: GroupId) -> Result<()> {
             Ok(true)
         })?;
     for part in parts {
-        for e in event_map::events_of_part(txn.kv(), &part, g)? {
-            txn.delete_event_group(&e, g);
-        }
-        txn.delete_reverse(&part, g);
+        txn.unmap_part(&part, g)?;
     }
     Ok(())
 }

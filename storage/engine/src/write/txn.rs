@@ -8,6 +8,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use mxstate_api::{Error, GroupId, Result};
 
+use crate::access::event_index::Place;
 use crate::access::{at, intern, Caches, Committed, Source};
 use crate::format::counters::Counters;
 use crate::format::deletion::{self, Pending};
@@ -18,6 +19,8 @@ use crate::format::snapshot::{Section, SnapHeader};
 use crate::format::values;
 use crate::kv::{Batch, Cf, KvStore};
 
+use super::event_map::Buckets;
+
 const KINDS: [StrKind; 4] = [StrKind::Room, StrKind::Type, StrKind::Skey, StrKind::Event];
 
 fn kind_slot(kind: StrKind) -> usize {
@@ -25,9 +28,12 @@ fn kind_slot(kind: StrKind) -> usize {
         StrKind::Room => 0,
         StrKind::Type => 1,
         StrKind::Skey => 2,
-        StrKind::Event => 3,
+        StrKind::Event => EVENT_SLOT,
     }
 }
+
+/// The slot of event ids in the per-kind fields.
+pub(super) const EVENT_SLOT: usize = 3;
 
 /// The engine's memory of each room's last id range in the room index,
 /// kept between transactions so that an append costs no read (see
@@ -52,19 +58,19 @@ impl LastRanges {
 /// Pending writes of one call. Every write goes through a method that
 /// keeps the overlay in step, so later steps see earlier ones.
 pub struct Txn<'a> {
-    kv: &'a dyn KvStore,
-    caches: &'a Caches,
-    batch: Batch,
-    counters: Counters,
+    pub(super) kv: &'a dyn KvStore,
+    pub(super) caches: &'a Caches,
+    pub(super) batch: Batch,
+    pub(super) counters: Counters,
     /// Strings interned by this transaction, one map per kind.
-    new_strings: [FxHashMap<Box<str>, u64>; 4],
+    pub(super) new_strings: [FxHashMap<Box<str>, u64>; 4],
     /// Their `(nid, stored text)`, in nid order, one list per kind: written
     /// to `nids` when the transaction finishes (`write_texts`).
-    new_texts: [Vec<(u64, Vec<u8>)>; 4],
+    pub(super) new_texts: [Vec<(u64, Vec<u8>)>; 4],
     records: FxHashMap<u64, Option<Arc<GroupRecord>>>,
     /// Strings (one set per kind) and groups read by `prefetch` and found
     /// absent from the store: no point read for them again.
-    absent_strings: [FxHashSet<Box<str>>; 4],
+    pub(super) absent_strings: [FxHashSet<Box<str>>; 4],
     absent_groups: FxHashSet<u64>,
     headers: FxHashMap<u64, Option<Arc<SnapHeader>>>,
     sections: FxHashMap<(u64, TypeNid), Arc<Section>>,
@@ -78,7 +84,9 @@ pub struct Txn<'a> {
     persisting: BTreeMap<(GroupId, String), Option<u64>>,
     deletion_seq: Option<u64>,
     /// The counters as the transaction found them.
-    counters_at_start: Counters,
+    pub(super) counters_at_start: Counters,
+    /// The `event_groups` buckets read, with their changes.
+    pub(super) buckets: Buckets,
 }
 
 impl<'a> Txn<'a> {
@@ -104,6 +112,7 @@ impl<'a> Txn<'a> {
             persisting: BTreeMap::new(),
             deletion_seq: None,
             counters_at_start: counters,
+            buckets: Buckets::default(),
         }
     }
 
@@ -190,6 +199,23 @@ impl<'a> Txn<'a> {
             // One string: interning it reads it as cheaply.
             return Ok(());
         }
+        // Hash-form event ids: their buckets in `event_groups` (format 6).
+        type Wanted<'s> = Vec<(StrKind, &'s str)>;
+        let (hashed, unknown): (Wanted<'_>, Wanted<'_>) = unknown
+            .into_iter()
+            .partition(|&(kind, s)| kind == StrKind::Event && matches!(Place::of(s), Place::Bucket(..)));
+        if !hashed.is_empty() {
+            self.load_buckets(hashed.iter().filter_map(|&(_, s)| match Place::of(s) {
+                Place::Bucket(key, _) => Some(key),
+                Place::Text(_) => None,
+            }))?;
+            for &(_, s) in &hashed {
+                self.settle_prefetched(s)?;
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(());
+        }
         let ks: Vec<Vec<u8>> = unknown.iter().map(|&(kind, s)| keys::string_key(kind, s)).collect();
         for ((kind, s), v) in unknown.into_iter().zip(self.kv.multi_get(Cf::Strings, &ks)?) {
             match v {
@@ -228,6 +254,17 @@ impl<'a> Txn<'a> {
 
     /// The nid of `s`, interning it in this transaction if new.
     pub fn intern(&mut self, kind: StrKind, s: &str) -> Result<u64> {
+        if kind == StrKind::Event {
+            if let Place::Bucket(key, rest) = Place::of(s) {
+                if let Some(&n) = self.new_strings[EVENT_SLOT].get(s) {
+                    return Ok(n);
+                }
+                if let Some(n) = self.caches.nid(kind, s) {
+                    return Ok(n);
+                }
+                return self.intern_hashed(s, key, &rest);
+            }
+        }
         if let Some(n) = self.lookup(kind, s)? {
             return Ok(n);
         }
@@ -243,6 +280,18 @@ impl<'a> Txn<'a> {
     /// answer says whether the string is new in this transaction.
     pub fn intern_many(&mut self, kind: StrKind, strs: &[&str]) -> Result<Vec<(u64, bool)>> {
         let slot = kind_slot(kind);
+        if kind == StrKind::Event {
+            // Hash-form ids live in `event_groups` buckets: read them all
+            // at once, then intern each.
+            self.prefetch_strings(&[(kind, strs)])?;
+            return strs
+                .iter()
+                .map(|s| {
+                    let n = self.intern(kind, s)?;
+                    Ok((n, self.new_strings[slot].contains_key(*s)))
+                })
+                .collect();
+        }
         let mut out: Vec<Option<(u64, bool)>> = strs
             .iter()
             .map(|s| match self.new_strings[slot].get(*s) {
@@ -384,28 +433,6 @@ impl<'a> Txn<'a> {
             None => Ok(None),
             Some(v) => Ok(Some(values::decode_snap_ref(&v, format!("snap_hashes/{room}"))?)),
         }
-    }
-
-    /// Maps the event stored as `e` ([`keys::event_key`]) to group `g`
-    /// (both indexes). A previous mapping's reverse entry is the caller's
-    /// to drop ([`Txn::delete_reverse`]), before this put: it may be
-    /// shared.
-    pub fn put_event_group(&mut self, e: &[u8], g: GroupId) {
-        self.batch
-            .put(Cf::EventGroups, e.to_vec(), values::encode_event_group(g));
-        self.batch.put(Cf::GroupEvents, keys::group_event_key(g, e), Vec::new());
-    }
-
-    /// Drops the reverse entry of the event stored as `e` in group `g`.
-    pub fn delete_reverse(&mut self, e: &[u8], g: GroupId) {
-        self.batch.delete(Cf::GroupEvents, keys::group_event_key(g, e));
-    }
-
-    /// Removes the mapping of the event stored as `e` to group `g` (both
-    /// indexes).
-    pub fn delete_event_group(&mut self, e: &[u8], g: GroupId) {
-        self.batch.delete(Cf::GroupEvents, keys::group_event_key(g, e));
-        self.batch.delete(Cf::EventGroups, e.to_vec());
     }
 
     /// Puts a `meta` record.
@@ -600,6 +627,7 @@ impl<'a> Txn<'a> {
     /// and what the caches must learn once it is committed.
     pub fn finish(mut self) -> Result<(Batch, Counters, LastRanges, CacheUpdate)> {
         self.write_texts()?;
+        std::mem::take(&mut self.buckets).write(&mut self.batch);
         if self.counters != self.counters_at_start {
             self.batch
                 .put(Cf::Meta, keys::meta::COUNTERS.to_vec(), self.counters.encode());
