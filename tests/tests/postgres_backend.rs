@@ -413,6 +413,18 @@ mod packed {
             let want: Vec<Option<Vec<u8>>> = probes.iter().map(|p| get(p)).collect();
             assert_eq!(kv.multi_get(cf, probes).unwrap(), want, "multi_get {cf:?}");
         }
+        // Both families in one statement: the answers of each, in order.
+        let wanted: Vec<(Cf, Vec<Vec<u8>>)> = FAMILIES.iter().map(|&cf| (cf, probes.to_vec())).collect();
+        let each: Vec<Vec<Option<Vec<u8>>>> = FAMILIES.iter().map(|&cf| kv.multi_get(cf, probes).unwrap()).collect();
+        assert_eq!(kv.multi_get_families(&wanted).unwrap(), each, "multi_get_families");
+        let one = [(FAMILIES[1], probes.iter().rev().cloned().collect::<Vec<_>>())];
+        let mut rev = each[1].clone();
+        rev.reverse();
+        assert_eq!(
+            kv.multi_get_families(&one).unwrap(),
+            vec![rev],
+            "multi_get_families of one family"
+        );
     }
 
     /// One case: `ops` on a new database of `c`, every read checked after each.

@@ -308,8 +308,21 @@ fn run(args: &Args) -> Res<()> {
     let write_start = Instant::now();
     let room_str = pg.room_of(latest)?;
     let room = RoomId::parse(&room_str)?;
-    let member = |chain: &str, i: u64| -> (String, String) {
-        (format!("$cmp{chain}{i:040}"), format!("@cmp{chain}{i}:compare.example"))
+    // Event ids as room versions 3 and later make them: `$` and the
+    // base64 of a 32-byte hash (here of the chain and the number).
+    let member = |chain: &str, i: u64| -> Res<(String, String)> {
+        let mut stored = vec![mxstate_engine::event_key::URL_SAFE];
+        let mut x = i ^ chain.bytes().fold(0u64, |h, b| h.rotate_left(8) ^ u64::from(b)) << 40;
+        for _ in 0..4 {
+            // splitmix64
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            stored.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        let event = mxstate_engine::event_key::decode(&stored, String::new)?;
+        Ok((event, format!("@cmp{chain}{i}:compare.example")))
     };
     let n = args.writes;
     log.say(&format!("storing {n} groups one at a time, each side"));
@@ -318,7 +331,7 @@ fn run(args: &Args) -> Res<()> {
     let mut pg_ins = Timings::default();
     let mut prev = latest;
     for i in 0..n {
-        let (ev, sk) = member("a", i);
+        let (ev, sk) = member("a", i)?;
         let (id, d) = pg.store_inserts_only(&NewRow {
             room: &room_str,
             prev,
@@ -335,7 +348,7 @@ fn run(args: &Args) -> Res<()> {
     let mut full_copies = 0u64;
     let mut prev = latest;
     for i in 0..n {
-        let (ev, sk) = member("b", i);
+        let (ev, sk) = member("b", i)?;
         current.push(("m.room.member".to_owned(), sk.clone(), ev.clone()));
         let (id, d, full) = pg.store_synapse(
             &NewRow {
@@ -364,7 +377,7 @@ fn run(args: &Args) -> Res<()> {
     let mut mx_one = Timings::default();
     let mut prev: GroupId = u64::try_from(latest)?;
     for i in 0..n {
-        let (ev, sk) = member("a", i);
+        let (ev, sk) = member("a", i)?;
         let join = Join::new(&ev, "m.room.member", &sk)?;
         let (id, d) = mx::store_one(&engine, &room, prev, &join)?;
         mx_one.push(d);
@@ -384,7 +397,7 @@ fn run(args: &Args) -> Res<()> {
     for c in 0..calls {
         let joins = (0..args.batch_size)
             .map(|i| {
-                let (ev, sk) = member("c", c * args.batch_size + i);
+                let (ev, sk) = member("c", c * args.batch_size + i)?;
                 Join::new(&ev, "m.room.member", &sk)
             })
             .collect::<Res<Vec<Join>>>()?;
@@ -531,7 +544,8 @@ fn run(args: &Args) -> Res<()> {
     );
     println!("* Synapse normally answers most reads from its in-memory caches; this compares the storage layer only.");
     println!(
-        "* Writes: chains of {n} one-member-join delta groups on the latest group. \"Inserts only\" = nextval, \
+        "* Writes: chains of {n} one-member-join delta groups on the latest group, each a new member and a \
+         new event id in the hash form of room versions 3 and later. \"Inserts only\" = nextval, \
          INSERT state_groups, INSERT state_group_edges, INSERT 1 state_groups_state row, COMMIT. \
          \"store_state_group txn\" adds the prev-group check and the hop count, and writes a full copy \
          ({} rows, execute_values pages of 100) every 100 hops. mxstate batched: {} groups in {calls} calls.",

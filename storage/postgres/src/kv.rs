@@ -177,6 +177,42 @@ const MULTI_GET: &str = "SELECT 0::int2, r.k, r.v FROM unnest($2::bytea[]) AS q(
      UNION ALL SELECT 1::int2, lo, data FROM mxstate_packs WHERE cf = $1 AND lo IN ( \
        SELECT (SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= q.k ORDER BY lo DESC LIMIT 1) \
        FROM unnest($2::bytea[]) AS q(k))";
+/// [`MULTI_GET`] over several families: `$1` and `$2` are the family and
+/// the key of each wanted record, side by side.
+const MULTI_GET_FAMILIES: &str = "SELECT 0::int2, r.cf, r.k, r.v FROM unnest($1::int2[], $2::bytea[]) AS q(cf, k) \
+       JOIN mxstate_rows r ON r.cf = q.cf AND r.k = q.k \
+     UNION ALL SELECT 1::int2, p.cf, p.lo, p.data FROM mxstate_packs p JOIN ( \
+       SELECT DISTINCT q.cf, (SELECT lo FROM mxstate_packs WHERE cf = q.cf AND lo <= q.k ORDER BY lo DESC LIMIT 1) AS lo \
+       FROM unnest($1::int2[], $2::bytea[]) AS q(cf, k)) w ON p.cf = w.cf AND p.lo = w.lo";
+
+/// The answers for `keys` of family `cf` from what a multi-get read: the
+/// family's `rows` (a key's row wins) and its `packs` by low key.
+fn answers(
+    cf: i16,
+    keys: &[Vec<u8>],
+    rows: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    packs: &BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let mut decoded: BTreeMap<&[u8], Pack> = BTreeMap::new();
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        if let Some(v) = rows.get(k) {
+            out.push(v.clone());
+            continue;
+        }
+        let Some((lo, data)) = packs.range::<Vec<u8>, _>(..=k).next_back() else {
+            out.push(None);
+            continue;
+        };
+        let pack = match decoded.entry(lo.as_slice()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(Pack::decode(data, pack_location(cf, lo))?),
+        };
+        out.push(pack.get(k)?);
+    }
+    Ok(out)
+}
+
 /// The packed records of `[lower, upper)` in `dir` order from one pack.
 fn pack_entries(cf: i16, lo: &[u8], data: &[u8], lower: &[u8], upper: Option<&[u8]>, dir: Dir) -> Result<Vec<Entry>> {
     let mut e = Pack::decode(data, pack_location(cf, lo))?.entries_in(lower, upper)?;
@@ -568,24 +604,41 @@ impl KvStore for PgKv {
             }
             Ok((rows, packs))
         })?;
-        let mut decoded: BTreeMap<&[u8], Pack> = BTreeMap::new();
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(v) = rows.get(k) {
-                out.push(v.clone());
-                continue;
-            }
-            let Some((lo, data)) = packs.range::<Vec<u8>, _>(..=k).next_back() else {
-                out.push(None);
-                continue;
-            };
-            let pack = match decoded.entry(lo.as_slice()) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => e.insert(Pack::decode(data, pack_location(id, lo))?),
-            };
-            out.push(pack.get(k)?);
+        answers(id, keys, &rows, &packs)
+    }
+
+    fn multi_get_families(&self, wanted: &[(Cf, Vec<Vec<u8>>)]) -> Result<Vec<Vec<Option<Vec<u8>>>>> {
+        let mut cfs: Vec<i16> = Vec::new();
+        let mut ks: Vec<Vec<u8>> = Vec::new();
+        for (cf, keys) in wanted {
+            cfs.extend(std::iter::repeat_n(cf_id(*cf), keys.len()));
+            ks.extend(keys.iter().cloned());
         }
-        Ok(out)
+        type Read = BTreeMap<i16, (BTreeMap<Vec<u8>, Option<Vec<u8>>>, BTreeMap<Vec<u8>, Vec<u8>>)>;
+        let read: Read = self.read(move |c| {
+            let sql = prepared(c, MULTI_GET_FAMILIES)?;
+            let got = c.query(&sql, &[&cfs, &ks]).map_err(pg)?;
+            let mut read: Read = BTreeMap::new();
+            for r in got {
+                let (cf, k, v): (i16, Vec<u8>, Option<Vec<u8>>) = (r.get(1), r.get(2), r.get(3));
+                let (rows, packs) = read.entry(cf).or_default();
+                if r.get::<_, i16>(0) == 0 {
+                    rows.insert(k, v);
+                } else {
+                    packs.insert(k, v.unwrap_or_default());
+                }
+            }
+            Ok(read)
+        })?;
+        let none = Default::default();
+        wanted
+            .iter()
+            .map(|(cf, keys)| {
+                let id = cf_id(*cf);
+                let (rows, packs) = read.get(&id).unwrap_or(&none);
+                answers(id, keys, rows, packs)
+            })
+            .collect()
     }
 
     fn write(&self, batch: Batch) -> Result<()> {

@@ -270,6 +270,11 @@ mod tests {
             self.reads.fetch_add(1, Ordering::Relaxed);
             self.kv.multi_get(cf, keys)
         }
+        fn multi_get_families(&self, wanted: &[(Cf, Vec<Vec<u8>>)]) -> Result<Vec<Vec<Option<Vec<u8>>>>> {
+            // One round trip, as on PostgreSQL.
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            self.kv.multi_get_families(wanted)
+        }
         fn write(&self, batch: Batch) -> Result<()> {
             self.kv.write(batch)
         }
@@ -300,8 +305,18 @@ mod tests {
         }
     }
 
+    /// Event `i`: a room-version-4+ id (its hash the bytes of `i`),
+    /// interned in its `event_groups` bucket (format 6).
     fn ev(i: u64) -> EventId {
-        EventId::parse(format!("$e{i}")).unwrap()
+        use base64::Engine as _;
+        let mut hash = [0u8; 32];
+        hash[..8].copy_from_slice(&i.to_le_bytes());
+        hash[8] = 0x5a;
+        EventId::parse(format!(
+            "${}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash)
+        ))
+        .unwrap()
     }
 
     fn member(i: u64) -> StateKey {

@@ -151,6 +151,14 @@ pub trait KvStore: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Many point reads at once, answers in order.
     fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Many point reads in several families at once: for each `(family,
+    /// keys)` of `wanted`, the answers in order. A store whose reads are
+    /// round trips answers in one.
+    ///
+    /// The default reads each family with [`KvStore::multi_get`].
+    fn multi_get_families(&self, wanted: &[(Cf, Vec<Vec<u8>>)]) -> Result<Vec<Vec<Option<Vec<u8>>>>> {
+        wanted.iter().map(|(cf, keys)| self.multi_get(*cf, keys)).collect()
+    }
     /// Applies a batch atomically; durable when it returns unless the batch
     /// defers its sync (see the module's promises).
     fn write(&self, batch: Batch) -> Result<()>;
@@ -208,6 +216,9 @@ impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
     }
     fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         (**self).multi_get(cf, keys)
+    }
+    fn multi_get_families(&self, wanted: &[(Cf, Vec<Vec<u8>>)]) -> Result<Vec<Vec<Option<Vec<u8>>>>> {
+        (**self).multi_get_families(wanted)
     }
     fn write(&self, batch: Batch) -> Result<()> {
         (**self).write(batch)

@@ -49,16 +49,34 @@ impl Buckets {
 impl Txn<'_> {
     /// Reads the buckets `keys` not read yet, in one multi-get.
     pub fn load_buckets(&mut self, keys: impl IntoIterator<Item = [u8; KEY_LEN]>) -> Result<()> {
-        let mut wanted: Vec<[u8; KEY_LEN]> = keys.into_iter().filter(|k| !self.buckets.map.contains_key(k)).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
+        let wanted = self.buckets_to_load(keys);
         let ks: Vec<Vec<u8>> = wanted.iter().map(|k| k.to_vec()).collect();
         let values = match ks.as_slice() {
             [] => return Ok(()),
             [one] => vec![self.kv.get(Cf::EventGroups, one)?],
             _ => self.kv.multi_get(Cf::EventGroups, &ks)?,
         };
-        for (key, v) in wanted.into_iter().zip(values) {
+        self.loaded_buckets(wanted, values)
+    }
+
+    /// The buckets of `keys` not read yet, sorted and distinct.
+    pub(super) fn buckets_to_load(&self, keys: impl IntoIterator<Item = [u8; KEY_LEN]>) -> Vec<[u8; KEY_LEN]> {
+        let mut wanted: Vec<[u8; KEY_LEN]> = keys.into_iter().filter(|k| !self.buckets.map.contains_key(k)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted
+    }
+
+    /// Takes in buckets `keys` as read (`values`, in order).
+    pub(super) fn loaded_buckets(&mut self, keys: Vec<[u8; KEY_LEN]>, values: Vec<Option<Vec<u8>>>) -> Result<()> {
+        if keys.len() != values.len() {
+            return Err(mxstate_api::Error::internal(format!(
+                "{} buckets asked for, {} answers",
+                keys.len(),
+                values.len()
+            )));
+        }
+        for (key, v) in keys.into_iter().zip(values) {
             let slots = event_index::decode_bucket(&key, v.as_deref())?;
             self.buckets.map.insert(key, Bucket { slots, dirty: false });
         }

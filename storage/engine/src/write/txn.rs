@@ -199,25 +199,46 @@ impl<'a> Txn<'a> {
             // One string: interning it reads it as cheaply.
             return Ok(());
         }
-        // Hash-form event ids: their buckets in `event_groups` (format 6).
+        // Hash-form event ids: their buckets in `event_groups` (format 6),
+        // read with the strings in one call.
         type Wanted<'s> = Vec<(StrKind, &'s str)>;
         let (hashed, unknown): (Wanted<'_>, Wanted<'_>) = unknown
             .into_iter()
             .partition(|&(kind, s)| kind == StrKind::Event && matches!(Place::of(s), Place::Bucket(..)));
-        if !hashed.is_empty() {
-            self.load_buckets(hashed.iter().filter_map(|&(_, s)| match Place::of(s) {
-                Place::Bucket(key, _) => Some(key),
-                Place::Text(_) => None,
-            }))?;
-            for &(_, s) in &hashed {
-                self.settle_prefetched(s)?;
-            }
+        let buckets = self.buckets_to_load(hashed.iter().filter_map(|&(_, s)| match Place::of(s) {
+            Place::Bucket(key, _) => Some(key),
+            Place::Text(_) => None,
+        }));
+        let ks: Vec<Vec<u8>> = unknown.iter().map(|&(kind, s)| keys::string_key(kind, s)).collect();
+        let mut wanted = Vec::with_capacity(2);
+        if !buckets.is_empty() {
+            wanted.push((Cf::EventGroups, buckets.iter().map(|k| k.to_vec()).collect()));
+        }
+        if !ks.is_empty() {
+            wanted.push((Cf::Strings, ks));
+        }
+        let mut got = match wanted.as_slice() {
+            [] => Vec::new(),
+            [(cf, keys)] => vec![self.kv.multi_get(*cf, keys)?],
+            _ => self.kv.multi_get_families(&wanted)?,
+        }
+        .into_iter();
+        if !buckets.is_empty() {
+            let values = got
+                .next()
+                .ok_or_else(|| Error::internal("prefetch: the buckets' answers are missing"))?;
+            self.loaded_buckets(buckets, values)?;
+        }
+        for &(_, s) in &hashed {
+            self.settle_prefetched(s)?;
         }
         if unknown.is_empty() {
             return Ok(());
         }
-        let ks: Vec<Vec<u8>> = unknown.iter().map(|&(kind, s)| keys::string_key(kind, s)).collect();
-        for ((kind, s), v) in unknown.into_iter().zip(self.kv.multi_get(Cf::Strings, &ks)?) {
+        let strings = got
+            .next()
+            .ok_or_else(|| Error::internal("prefetch: the strings' answers are missing"))?;
+        for ((kind, s), v) in unknown.into_iter().zip(strings) {
             match v {
                 Some(v) => self
                     .caches
