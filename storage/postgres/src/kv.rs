@@ -172,11 +172,15 @@ const GET: &str = "SELECT 0::int2, k, v FROM mxstate_rows WHERE cf = $1 AND k = 
 /// the keys, not `k = ANY($2)`: with statistics from when the table was
 /// small, PostgreSQL filtered every row of the family against the whole
 /// array (20,000 keys by 20,000 rows: 8 s a call during an import).
+/// The home packs are found first and then joined, so that each key's
+/// home is looked up once (with `lo IN (...)` the plan ran the lookup
+/// twice a key; a one-key multi-get went from 223-235 to 173-198 µs,
+/// medians of 200 keys in four families' probes).
 const MULTI_GET: &str = "SELECT 0::int2, r.k, r.v FROM unnest($2::bytea[]) AS q(k) \
        JOIN mxstate_rows r ON r.cf = $1 AND r.k = q.k \
-     UNION ALL SELECT 1::int2, lo, data FROM mxstate_packs WHERE cf = $1 AND lo IN ( \
-       SELECT (SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= q.k ORDER BY lo DESC LIMIT 1) \
-       FROM unnest($2::bytea[]) AS q(k))";
+     UNION ALL SELECT 1::int2, p.lo, p.data FROM ( \
+       SELECT DISTINCT (SELECT lo FROM mxstate_packs WHERE cf = $1 AND lo <= q.k ORDER BY lo DESC LIMIT 1) AS lo \
+       FROM unnest($2::bytea[]) AS q(k)) w JOIN mxstate_packs p ON p.cf = $1 AND p.lo = w.lo";
 /// [`MULTI_GET`] over several families: `$1` and `$2` are the family and
 /// the key of each wanted record, side by side.
 const MULTI_GET_FAMILIES: &str = "SELECT 0::int2, r.cf, r.k, r.v FROM unnest($1::int2[], $2::bytea[]) AS q(cf, k) \
