@@ -174,8 +174,8 @@ const GET: &str = "SELECT 0::int2, k, v FROM mxstate_rows WHERE cf = $1 AND k = 
 /// array (20,000 keys by 20,000 rows: 8 s a call during an import).
 /// The home packs are found first and then joined, so that each key's
 /// home is looked up once (with `lo IN (...)` the plan ran the lookup
-/// twice a key; a one-key multi-get went from 223-235 to 173-198 µs,
-/// medians of 200 keys in four families' probes).
+/// twice a key; a one-key multi-get went from 223-235 to 173-198 µs:
+/// `benches/src/bin/pg_reads.rs`).
 const MULTI_GET: &str = "SELECT 0::int2, r.k, r.v FROM unnest($2::bytea[]) AS q(k) \
        JOIN mxstate_rows r ON r.cf = $1 AND r.k = q.k \
      UNION ALL SELECT 1::int2, p.lo, p.data FROM ( \
