@@ -39,6 +39,17 @@ fn reverse_entries(kv: &MemKv, g: GroupId) -> usize {
     n
 }
 
+/// Every mapping, as `for_each_event_group` visits them.
+fn every_mapping(e: &Engine) -> Vec<(EventId, GroupId)> {
+    let mut seen = Vec::new();
+    e.for_each_event_group(&mut |ev, g| {
+        seen.push((ev.clone(), g));
+        Ok(())
+    })
+    .unwrap();
+    seen
+}
+
 fn groups_of(e: &Engine, events: &[EventId]) -> BTreeMap<EventId, GroupId> {
     e.event_groups(events).unwrap()
 }
@@ -114,13 +125,7 @@ fn shared_reverse_entries_survive_moves_and_purges() {
     clean(&e);
 
     // Every mapping reads back in text form.
-    let mut seen = Vec::new();
-    e.for_each_event_group(&mut |ev, g| {
-        seen.push((ev.clone(), g));
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(seen, vec![(c, g2)]);
+    assert_eq!(every_mapping(&e), vec![(c, g2)]);
 }
 
 /// The entries of the bucket of the colliding ids, and the `strings`
@@ -219,11 +224,5 @@ fn interned_and_mapped_ids_share_a_bucket_and_are_told_apart() {
     assert_eq!(slots.len(), 3, "b's entry is gone: {slots:?}");
     assert_eq!(e.state_for_group(g2, &filter).unwrap(), s2);
     clean(&e);
-    let mut seen = Vec::new();
-    e.for_each_event_group(&mut |ev, g| {
-        seen.push((ev.clone(), g));
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(seen, vec![(f, g2)]);
+    assert_eq!(every_mapping(&e), vec![(f, g2)]);
 }

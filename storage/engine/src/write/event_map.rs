@@ -145,11 +145,9 @@ impl Txn<'_> {
 
     /// Whether prefetched hash-form event `text` is interned: its nid
     /// remembered in the caches, or the event remembered as absent.
-    pub(super) fn settle_prefetched(&mut self, text: &str) -> Result<()> {
-        let Place::Bucket(key, rest) = Place::of(text) else {
-            return Ok(());
-        };
-        let found = self.find_in_bucket(text, key, &rest, true)?;
+    /// `key`, `rest`: its place.
+    pub(super) fn settle_prefetched(&mut self, text: &str, key: [u8; KEY_LEN], rest: &[u8; REST_LEN]) -> Result<()> {
+        let found = self.find_in_bucket(text, key, rest, true)?;
         let slot = found.and_then(|i| self.buckets.map.get(&key).and_then(|b| b.slots.get(i)).copied());
         match slot {
             Some(Slot::Interned { nid, .. }) => self.caches.remember(StrKind::Event, nid, std::sync::Arc::from(text)),

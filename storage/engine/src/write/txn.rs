@@ -201,14 +201,19 @@ impl<'a> Txn<'a> {
         }
         // Hash-form event ids: their buckets in `event_groups` (format 6),
         // read with the strings in one call.
-        type Wanted<'s> = Vec<(StrKind, &'s str)>;
-        let (hashed, unknown): (Wanted<'_>, Wanted<'_>) = unknown
-            .into_iter()
-            .partition(|&(kind, s)| kind == StrKind::Event && matches!(Place::of(s), Place::Bucket(..)));
-        let buckets = self.buckets_to_load(hashed.iter().filter_map(|&(_, s)| match Place::of(s) {
-            Place::Bucket(key, _) => Some(key),
-            Place::Text(_) => None,
-        }));
+        let mut hashed = Vec::new();
+        let mut strings = Vec::with_capacity(unknown.len());
+        for (kind, s) in unknown {
+            if kind == StrKind::Event {
+                if let Place::Bucket(key, rest) = Place::of(s) {
+                    hashed.push((s, key, rest));
+                    continue;
+                }
+            }
+            strings.push((kind, s));
+        }
+        let unknown = strings;
+        let buckets = self.buckets_to_load(hashed.iter().map(|h| h.1));
         let ks: Vec<Vec<u8>> = unknown.iter().map(|&(kind, s)| keys::string_key(kind, s)).collect();
         let mut wanted = Vec::with_capacity(2);
         if !buckets.is_empty() {
@@ -229,8 +234,8 @@ impl<'a> Txn<'a> {
                 .ok_or_else(|| Error::internal("prefetch: the buckets' answers are missing"))?;
             self.loaded_buckets(buckets, values)?;
         }
-        for &(_, s) in &hashed {
-            self.settle_prefetched(s)?;
+        for (s, key, rest) in &hashed {
+            self.settle_prefetched(s, *key, rest)?;
         }
         if unknown.is_empty() {
             return Ok(());
