@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use mxstate_api::{Error, Result};
-use mxstate_engine::kv::{Batch, Cf, CfSize, KvMaintenance, KvStore, Op, Visit};
+use mxstate_engine::kv::{Batch, Cf, CfSize, KvMaintenance, KvStore, Op, Visit, VisitFound};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, InfoLogger, LogLevel, Options, WriteOptions,
     DB,
@@ -219,15 +219,16 @@ impl RocksKv {
     /// snapshot section, ids handed out in order), where stepping costs
     /// far less than a lookup from the top of the table per key (what
     /// RocksDB's `MultiGet` does, after sorting the keys).
-    fn sweep_get(&self, h: &rocksdb::ColumnFamily, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+    fn sweep_get(&self, h: &rocksdb::ColumnFamily, keys: &[Vec<u8>], visit: &mut VisitFound<'_>) -> Result<()> {
         let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_unstable_by(|&a, &b| keys.get(a).cmp(&keys.get(b)));
-        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        if !keys.is_sorted() {
+            order.sort_unstable_by(|&a, &b| keys.get(a).cmp(&keys.get(b)));
+        }
         let (Some(first), Some(last)) = (
             order.first().and_then(|&i| keys.get(i)),
             order.last().and_then(|&i| keys.get(i)),
         ) else {
-            return Ok(out);
+            return Ok(());
         };
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_iterate_lower_bound(first.clone());
@@ -252,13 +253,12 @@ impl RocksKv {
                 break;
             }
             if it.key() == Some(k.as_slice()) {
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = it.value().map(<[u8]>::to_vec);
+                if let Some(v) = it.value() {
+                    visit(i, v)?;
                 }
             }
         }
-        it.status().map_err(rocks)?;
-        Ok(out)
+        it.status().map_err(rocks)
     }
 }
 
@@ -288,7 +288,32 @@ impl KvStore for RocksKv {
                 .map(|r| Ok(r.map_err(rocks)?.map(|s| s.to_vec())))
                 .collect();
         }
-        self.sweep_get(h, keys)
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        self.sweep_get(h, keys, &mut |i, v| {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(v.to_vec());
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn multi_get_visit(&self, cf: Cf, keys: &[Vec<u8>], visit: &mut VisitFound<'_>) -> Result<()> {
+        let h = self.handle(cf)?;
+        if keys.len() < SWEEP_MIN_KEYS {
+            for (i, r) in self
+                .db
+                .batched_multi_get_cf(h, keys.iter(), false)
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(v) = r.map_err(rocks)? {
+                    visit(i, &v)?;
+                }
+            }
+            return Ok(());
+        }
+        self.sweep_get(h, keys, visit)
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
@@ -504,6 +529,27 @@ mod tests {
         assert_eq!(kv.multi_get(Cf::Nids, &[]).unwrap(), Vec::<Option<Vec<u8>>>::new());
         let none: Vec<Vec<u8>> = (0..40u64).map(|i| key(5_000 + i)).collect();
         assert!(kv.multi_get(Cf::Nids, &none).unwrap().iter().all(Option::is_none));
+        // Visited where they lie: each present key once, with its value;
+        // absent keys not at all. Swept (unsorted and sorted keys) and
+        // through MultiGet.
+        let mut sorted = asked.clone();
+        sorted.sort();
+        for keys in [&asked[..], &sorted[..], &asked[..4], &none[..]] {
+            let mut seen: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+            kv.multi_get_visit(Cf::Nids, keys, &mut |i, v| {
+                assert!(seen[i].is_none(), "key {i} visited twice");
+                seen[i] = Some(v.to_vec());
+                Ok(())
+            })
+            .unwrap();
+            let want: Vec<Option<Vec<u8>>> = keys.iter().map(|k| kv.get(Cf::Nids, k).unwrap()).collect();
+            assert_eq!(seen, want);
+        }
+        // A visitor's error ends the read and is returned.
+        let err = kv
+            .multi_get_visit(Cf::Nids, &asked, &mut |_, _| Err(mxstate_api::Error::internal("stop")))
+            .unwrap_err();
+        assert!(err.to_string().contains("stop"), "{err}");
     }
 
     /// `compact` leaves only live records: records deleted (or moved to

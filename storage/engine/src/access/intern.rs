@@ -53,10 +53,83 @@ pub fn resolve(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids: &[u64]) -
 }
 
 /// [`resolve`] for a caller that caches what it builds from the texts (a
-/// section's or a delta's table): the misses are not remembered one by
-/// one, which would cost as much as reading them.
+/// snapshot section's table). The texts are read from their packed blocks
+/// without probing the text cache, and are not remembered one by one: a
+/// section's texts are mostly in no other cached table, and probing tens
+/// of thousands of misses cost a tenth of a cold full state. Each block's
+/// value is decoded where the store holds it (no copy). The nids of
+/// blocks not packed yet take [`resolve`]'s path (the cache, then single
+/// keys).
 pub fn resolve_for_table(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids: &[u64]) -> Result<Vec<Arc<str>>> {
-    resolve_with(kv, caches, kind, nids, false)
+    let n = u32::try_from(nids.len())
+        .map_err(|_| Error::corrupt("interned strings", "a table", "more than 2^32 entries"))?;
+    let at = |i: u32| nids.get(i as usize).copied().unwrap_or_default();
+    // Positions in nid order (a section's state keys already are).
+    let mut order: Vec<u32> = (0..n).collect();
+    if !nids.is_sorted() {
+        order.sort_unstable_by_key(|&i| at(i));
+    }
+    let runs: Vec<&[u32]> = order
+        .chunk_by(|&a, &b| nid_block::block_of(at(a)) == nid_block::block_of(at(b)))
+        .collect();
+    let block_of_run = |r: &[u32]| nid_block::block_of(at(r.first().copied().unwrap_or_default()));
+    let ks: Vec<Vec<u8>> = runs
+        .iter()
+        .map(|r| keys::nid_block_key(kind, block_of_run(r)).to_vec())
+        .collect();
+    let mut out: Vec<Option<Arc<str>>> = vec![None; nids.len()];
+    kv.multi_get_visit(Cf::Nids, &ks, &mut |r, v| {
+        let Some(run) = runs.get(r) else { return Ok(()) };
+        let block = nid_block::Block::parse(v).map_err(|e| {
+            Error::corrupt(
+                "interned strings block",
+                format!(
+                    "nids/{}/block {}",
+                    (kind as u8).to_ascii_lowercase() as char,
+                    block_of_run(run)
+                ),
+                e.to_string(),
+            )
+        })?;
+        let mut last: Option<(u64, Arc<str>)> = None;
+        for &i in *run {
+            let nid = at(i);
+            let s = match &last {
+                Some((l, s)) if *l == nid => s.clone(),
+                _ => {
+                    let s = decode_text(kind, nid, block.text(nid).ok_or_else(|| missing(kind, nid))?)?;
+                    last = Some((nid, s.clone()));
+                    s
+                }
+            };
+            if let Some(slot) = out.get_mut(i as usize) {
+                *slot = Some(s);
+            }
+        }
+        Ok(())
+    })?;
+    // Blocks not packed yet (or packed since: `resolve_with` looks again).
+    let unpacked: Vec<usize> = (0..out.len())
+        .filter(|&i| out.get(i).is_some_and(Option::is_none))
+        .collect();
+    if !unpacked.is_empty() {
+        let wanted: Vec<u64> = unpacked
+            .iter()
+            .map(|&i| nids.get(i).copied().unwrap_or_default())
+            .collect();
+        for (i, s) in unpacked
+            .into_iter()
+            .zip(resolve_with(kv, caches, kind, &wanted, false)?)
+        {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(s);
+            }
+        }
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(i, s)| s.ok_or_else(|| Error::corrupt("interned string", format!("#{i}"), "unresolved")))
+        .collect()
 }
 
 fn resolve_with(
@@ -110,6 +183,10 @@ fn read_texts(kv: &dyn KvStore, kind: StrKind, nids: impl Iterator<Item = u64>) 
     let mut found = Vec::with_capacity(wanted.len());
     let singles = from_blocks(kv, kind, &wanted, &mut found)?;
     if singles.is_empty() {
+        // Blocks may be visited in any order.
+        if !found.is_sorted_by_key(|(n, _)| *n) {
+            found.sort_unstable_by_key(|(n, _)| *n);
+        }
         return Ok(found);
     }
     let ks: Vec<Vec<u8>> = singles.iter().map(|&n| keys::nid_key(kind, n).to_vec()).collect();
@@ -141,23 +218,29 @@ fn from_blocks(kv: &dyn KvStore, kind: StrKind, nids: &[u64], found: &mut Vec<(u
         .map(|r| nid_block::block_of(r.first().copied().unwrap_or_default()))
         .collect();
     let ks: Vec<Vec<u8>> = blocks.iter().map(|&b| keys::nid_block_key(kind, b).to_vec()).collect();
-    let values = kv.multi_get(Cf::Nids, &ks)?;
-    let mut absent = Vec::new();
-    for ((&b, in_block), v) in blocks.iter().zip(runs).zip(values) {
-        let Some(v) = v else {
-            absent.extend_from_slice(in_block);
-            continue;
+    let mut present = vec![false; runs.len()];
+    kv.multi_get_visit(Cf::Nids, &ks, &mut |r, v| {
+        let (Some(&b), Some(in_block), Some(seen)) = (blocks.get(r), runs.get(r), present.get_mut(r)) else {
+            return Ok(());
         };
-        let block = nid_block::Block::parse(&v).map_err(|e| {
+        *seen = true;
+        let block = nid_block::Block::parse(v).map_err(|e| {
             Error::corrupt(
                 "interned strings block",
                 format!("nids/{}/block {b}", (kind as u8).to_ascii_lowercase() as char),
                 e.to_string(),
             )
         })?;
-        for &nid in in_block {
+        for &nid in *in_block {
             let text = block.text(nid).ok_or_else(|| missing(kind, nid))?;
             found.push((nid, decode_text(kind, nid, text)?));
+        }
+        Ok(())
+    })?;
+    let mut absent = Vec::new();
+    for (in_block, seen) in runs.iter().zip(present) {
+        if !seen {
+            absent.extend_from_slice(in_block);
         }
     }
     Ok(absent)

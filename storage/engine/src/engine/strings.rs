@@ -15,6 +15,14 @@ use crate::read::IFilter;
 
 use super::Engine;
 
+/// From this many texts (state keys and event ids) in the cold sections of
+/// a state on, a view reads them on two threads: starting a thread costs
+/// about 80 µs, the 43,000 texts of a 20k-member room's state 5 ms.
+const PARALLEL_MIN_TEXTS: usize = 16_384;
+
+/// The texts of one column of a table (its state keys or its event ids).
+type Column = Vec<Arc<str>>;
+
 /// `(type, state_key, event_id)` of one entry.
 type Texts = (Arc<str>, Arc<str>, Arc<str>);
 
@@ -76,19 +84,84 @@ impl Engine {
         if !r.loose.is_empty() {
             parts.push((Arc::new(self.table_of(&r.loose)?), Visible::All));
         }
-        self.preload_delta_texts(&r.deltas)?;
-        for d in &r.deltas {
-            parts.push((self.delta_table(d)?, Visible::Only(d.visible.clone())));
+        // The sections' cached tables; those not cached are a cold read.
+        let mut tables: Vec<Option<Arc<StateTable>>> = r
+            .sections
+            .iter()
+            .map(|p| self.caches.section_tables.get(&(p.snap, p.t)))
+            .collect();
+        let cold: Vec<&SectionPart> = r
+            .sections
+            .iter()
+            .zip(&tables)
+            .filter_map(|(p, t)| t.is_none().then_some(p))
+            .collect();
+        let cold_texts: usize = cold.iter().map(|p| 2 * p.sec.events.len()).sum();
+        let read_events = || -> Result<Vec<Column>> {
+            cold.iter()
+                .map(|p| intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Event, &p.sec.events))
+                .collect()
+        };
+        let read_rest = || -> Result<(Vec<Arc<StateTable>>, Vec<Column>)> {
+            let deltas = self.delta_tables(&r.deltas)?;
+            let skeys = cold
+                .iter()
+                .map(|p| {
+                    let skeys: Vec<u64> = p.sec.skeys.iter().map(|&s| u64::from(s)).collect();
+                    intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Skey, &skeys)
+                })
+                .collect::<Result<_>>()?;
+            Ok((deltas, skeys))
+        };
+        let (rest, events) = if cold_texts < PARALLEL_MIN_TEXTS {
+            (read_rest(), read_events())
+        } else {
+            // A large cold state: its sections' event ids are read on a
+            // second thread while this one reads the deltas and the state
+            // keys (the two take about as long).
+            std::thread::scope(|scope| {
+                let helper = std::thread::Builder::new()
+                    .name("mxstate-read".into())
+                    .spawn_scoped(scope, read_events);
+                let rest = read_rest();
+                // Joined here, error or not: a scope re-raises the panic of
+                // a thread it has to join itself.
+                let events = match helper {
+                    Ok(h) => h
+                        .join()
+                        .unwrap_or_else(|_| Err(Error::internal("a state read's helper thread panicked"))),
+                    // No thread to be had: read them here.
+                    Err(_) => read_events(),
+                };
+                (rest, events)
+            })
+        };
+        let ((deltas, skeys), events) = (rest?, events?);
+        for (d, table) in r.deltas.iter().zip(deltas) {
+            parts.push((table, Visible::Only(d.visible.clone())));
         }
-        for part in &r.sections {
+        let mut cold_tables = self.section_tables(&cold, skeys, events)?.into_iter();
+        for (part, table) in r.sections.iter().zip(tables.iter_mut()) {
             let visible = if part.hidden.is_empty() {
                 Visible::All
             } else {
                 Visible::Except(part.hidden.clone())
             };
-            parts.push((self.section_table(part)?, visible));
+            let table = match table.take() {
+                Some(t) => t,
+                None => cold_tables
+                    .next()
+                    .ok_or_else(|| Error::internal("a cold section's table was not built"))?,
+            };
+            parts.push((table, visible));
         }
         Ok(StateView::new(parts))
+    }
+
+    /// The tables of `deltas`, their texts read in one batch per kind.
+    fn delta_tables(&self, deltas: &[DeltaPart]) -> Result<Vec<Arc<StateTable>>> {
+        self.preload_delta_texts(deltas)?;
+        deltas.iter().map(|d| self.delta_table(d)).collect()
     }
 
     /// Reads the texts of the deltas whose tables are not cached in one
@@ -121,28 +194,36 @@ impl Engine {
         Ok(())
     }
 
-    /// A snapshot section with its strings, resolved once and cached.
-    fn section_table(&self, part: &SectionPart) -> Result<Arc<StateTable>> {
-        if let Some(t) = self.caches.section_tables.get(&(part.snap, part.t)) {
-            return Ok(t);
-        }
-        let skeys: Vec<u64> = part.sec.skeys.iter().map(|&s| u64::from(s)).collect();
-        let ids = part
-            .sec
-            .skeys
-            .iter()
-            .zip(&part.sec.events)
-            .map(|(&s, &e)| (ikey(part.t, s), e))
-            .collect();
-        let table = Arc::new(StateTable::of_type(
-            Some((part.snap, part.t)),
-            self.text(StrKind::Type, u64::from(part.t))?,
-            intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Skey, &skeys)?,
-            intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Event, &part.sec.events)?,
-            ids,
-        ));
-        self.caches.section_tables.insert((part.snap, part.t), table.clone());
-        Ok(table)
+    /// The tables of snapshot sections not cached, given their state keys
+    /// and event ids (`skeys[i]` and `events[i]` of `cold[i]`); each is
+    /// cached.
+    fn section_tables(
+        &self,
+        cold: &[&SectionPart],
+        skeys: Vec<Column>,
+        events: Vec<Column>,
+    ) -> Result<Vec<Arc<StateTable>>> {
+        cold.iter()
+            .zip(skeys.into_iter().zip(events))
+            .map(|(part, (skeys, events))| {
+                let ids = part
+                    .sec
+                    .skeys
+                    .iter()
+                    .zip(&part.sec.events)
+                    .map(|(&s, &e)| (ikey(part.t, s), e))
+                    .collect();
+                let table = Arc::new(StateTable::of_type(
+                    Some((part.snap, part.t)),
+                    self.text(StrKind::Type, u64::from(part.t))?,
+                    skeys,
+                    events,
+                    ids,
+                ));
+                self.caches.section_tables.insert((part.snap, part.t), table.clone());
+                Ok(table)
+            })
+            .collect()
     }
 
     /// A delta record with its strings, resolved once and cached by group.

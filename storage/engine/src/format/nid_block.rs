@@ -62,8 +62,9 @@ pub fn encode<'t>(texts: impl IntoIterator<Item = (u64, &'t [u8])>) -> Vec<u8> {
 /// A decoded block: the text of each present slot, borrowed from the value.
 pub struct Block<'a> {
     presence: u64,
-    /// The text of each present slot, in slot order.
-    texts: Vec<&'a [u8]>,
+    /// The text of each present slot, in slot order (the first
+    /// `presence.count_ones()`; no allocation per block).
+    texts: [&'a [u8]; BLOCK_LEN as usize],
 }
 
 impl<'a> Block<'a> {
@@ -73,10 +74,10 @@ impl<'a> Block<'a> {
         check_record(&mut r)?;
         let presence: [u8; 8] = r.bytes(8)?.try_into().map_err(|_| r.error("presence is not 8 bytes"))?;
         let presence = u64::from_le_bytes(presence);
-        let mut texts = Vec::with_capacity(presence.count_ones() as usize);
-        for _ in 0..presence.count_ones() {
+        let mut texts: [&'a [u8]; BLOCK_LEN as usize] = [&[]; BLOCK_LEN as usize];
+        for t in texts.iter_mut().take(presence.count_ones() as usize) {
             let len = usize::try_from(r.u64()?).map_err(|_| r.error("text length overflows"))?;
-            texts.push(r.bytes(len)?);
+            *t = r.bytes(len)?;
         }
         r.finish()?;
         Ok(Block { presence, texts })
@@ -97,7 +98,7 @@ impl<'a> Block<'a> {
     pub fn entries(&self) -> impl Iterator<Item = (u32, &'a [u8])> + '_ {
         (0..BLOCK_LEN as u32)
             .filter(|&s| self.presence & (1 << s) != 0)
-            .zip(self.texts.iter().copied())
+            .zip(self.texts.iter().copied().take(self.presence.count_ones() as usize))
     }
 }
 
