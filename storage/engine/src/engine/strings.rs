@@ -1,5 +1,6 @@
 //! From interned ids back to strings: maps, views, cached section strings.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -15,9 +16,10 @@ use crate::read::IFilter;
 
 use super::Engine;
 
-/// From this many texts (state keys and event ids) in the cold sections of
-/// a state on, a view reads them on two threads: starting a thread costs
-/// about 80 µs, the 43,000 texts of a 20k-member room's state 5 ms.
+/// From this many texts (state keys and event ids) to read for a state's
+/// cold sections and deltas on, a view reads them on two threads: starting
+/// a thread costs about 80 µs, the 43,000 texts of a 20k-member room's
+/// state 5 ms.
 const PARALLEL_MIN_TEXTS: usize = 16_384;
 
 /// The texts of one column of a table (its state keys or its event ids).
@@ -96,47 +98,62 @@ impl Engine {
             .zip(&tables)
             .filter_map(|(p, t)| t.is_none().then_some(p))
             .collect();
-        let cold_texts: usize = cold.iter().map(|p| 2 * p.sec.events.len()).sum();
+        // Texts to read: two an entry of the cold sections and of the
+        // deltas whose tables are not cached.
+        let cold_texts: usize = cold.iter().map(|p| 2 * p.sec.events.len()).sum::<usize>()
+            + r.deltas
+                .iter()
+                .filter(|d| self.caches.delta_tables.get(&d.g).is_none())
+                .map(|d| match &d.rec.physical {
+                    Physical::Delta { delta, .. } => 2 * delta.len(),
+                    Physical::Snapshot(_) => 0,
+                })
+                .sum::<usize>();
         let read_events = || -> Result<Vec<Column>> {
             cold.iter()
                 .map(|p| intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Event, &p.sec.events))
                 .collect()
         };
-        let read_rest = || -> Result<(Vec<Arc<StateTable>>, Vec<Column>)> {
-            let deltas = self.delta_tables(&r.deltas)?;
-            let skeys = cold
-                .iter()
+        let read_skeys = || -> Result<Vec<Column>> {
+            cold.iter()
                 .map(|p| {
                     let skeys: Vec<u64> = p.sec.skeys.iter().map(|&s| u64::from(s)).collect();
                     intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Skey, &skeys)
                 })
-                .collect::<Result<_>>()?;
-            Ok((deltas, skeys))
+                .collect()
         };
-        let (rest, events) = if cold_texts < PARALLEL_MIN_TEXTS {
-            (read_rest(), read_events())
+        let (deltas, skeys, events) = if cold_texts < PARALLEL_MIN_TEXTS {
+            (self.delta_tables(&r.deltas), read_skeys(), read_events())
         } else {
-            // A large cold state: its sections' event ids are read on a
-            // second thread while this one reads the deltas and the state
-            // keys (the two take about as long).
+            // A large cold state, read by two threads: a helper reads the
+            // sections' event ids while this thread reads the delta tables;
+            // the sections' state keys go to whichever is done first.
+            let skeys_taken = AtomicBool::new(false);
+            let take_skeys = || (!skeys_taken.swap(true, Ordering::Relaxed)).then(read_skeys);
             std::thread::scope(|scope| {
                 let helper = std::thread::Builder::new()
                     .name("mxstate-read".into())
-                    .spawn_scoped(scope, read_events);
-                let rest = read_rest();
+                    .spawn_scoped(scope, || (read_events(), take_skeys()));
+                let deltas = self.delta_tables(&r.deltas);
+                let mine = take_skeys();
                 // Joined here, error or not: a scope re-raises the panic of
                 // a thread it has to join itself.
-                let events = match helper {
-                    Ok(h) => h
-                        .join()
-                        .unwrap_or_else(|_| Err(Error::internal("a state read's helper thread panicked"))),
+                let (events, theirs) = match helper {
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        let e = || Err(Error::internal("a state read's helper thread panicked"));
+                        (e(), Some(e()))
+                    }),
                     // No thread to be had: read them here.
-                    Err(_) => read_events(),
+                    Err(_) => (read_events(), None),
                 };
-                (rest, events)
+                let skeys = match (mine, theirs) {
+                    (Some(s), _) | (None, Some(s)) => s,
+                    (None, None) => read_skeys(),
+                };
+                (deltas, skeys, events)
             })
         };
-        let ((deltas, skeys), events) = (rest?, events?);
+        let (deltas, skeys, events) = (deltas?, skeys?, events?);
         for (d, table) in r.deltas.iter().zip(deltas) {
             parts.push((table, Visible::Only(d.visible.clone())));
         }

@@ -1,0 +1,60 @@
+//! Single stores as `compare` times them, on an existing database, for
+//! profiling: `cargo run --release -p mxstate-benches --bin store_probe --
+//! DB N` opens the RocksDB database DB (a copy: it is written to) without
+//! syncing writes, then stores N one-member joins one `store_group` call
+//! each, chained from the newest group, with hash-form event ids, and
+//! prints the median and the mean.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use mxstate_engine::{EngineOptions, EventId, GroupState, NewGroup, StateDelta, StateKey};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let db = args.get(1).expect("DB");
+    let n: u64 = args.get(2).map_or(1000, |a| a.parse().expect("N: a number of stores"));
+    let rocks = mxstate_rocks::RocksConfig {
+        sync_writes: false,
+        ..Default::default()
+    };
+    let opts = EngineOptions {
+        create: false,
+        ..EngineOptions::default()
+    };
+    let engine = mxstate_rocks::open_with(std::path::Path::new(db), opts, &rocks).unwrap();
+    let mut prev = engine.max_group().unwrap().expect("a database with groups");
+    let room = engine.group_room(prev).unwrap();
+    let mut times: Vec<Duration> = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let mut hash = [0u8; 32];
+        hash[..8].copy_from_slice(&(i ^ 0x5eed_5eed).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+        hash[8..16].copy_from_slice(&i.to_le_bytes());
+        let event = EventId::parse(format!("${}", URL_SAFE_NO_PAD.encode(hash))).unwrap();
+        let mut delta = StateDelta::new();
+        delta.insert(
+            StateKey::new("m.room.member", format!("@probe{i}:probe.example")).unwrap(),
+            Some(event.clone()),
+        );
+        let t = Instant::now();
+        prev = engine
+            .store_group(NewGroup {
+                id: None,
+                room_id: &room,
+                event_id: &event,
+                state: GroupState::Delta { prev, delta: &delta },
+            })
+            .unwrap();
+        times.push(t.elapsed());
+    }
+    let total: Duration = times.iter().sum();
+    times.sort_unstable();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    println!(
+        "{n} stores: median {:.2} µs, mean {:.2} µs",
+        median.as_secs_f64() * 1e6,
+        total.as_secs_f64() * 1e6 / n.max(1) as f64
+    );
+}
