@@ -340,7 +340,7 @@ mod tests {
         .unwrap();
         let local = Engine::with_kv(Box::new(MemKv::new()), EngineOptions::default()).unwrap();
         let room = RoomId::parse("!r:x.test").unwrap();
-        let mut root = StateMap::new();
+        let mut root = StateMap::default();
         root.insert(StateKey::new("m.room.create", "").unwrap(), ev(0));
         let deltas: Vec<StateDelta> = (1..=300)
             .map(|i| {
