@@ -3,7 +3,7 @@
 //! DB N` opens the RocksDB database DB (a copy: it is written to) without
 //! syncing writes, then stores N one-member joins one `store_group` call
 //! each, chained from the newest group, with hash-form event ids, and
-//! prints the median and the mean.
+//! prints the median, the mean and some percentiles.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -51,10 +51,17 @@ fn main() {
     }
     let total: Duration = times.iter().sum();
     times.sort_unstable();
-    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    let at = |q: f64| {
+        let i = ((times.len() as f64 - 1.0) * q).round() as usize;
+        times.get(i).copied().unwrap_or_default().as_secs_f64() * 1e6
+    };
     println!(
-        "{n} stores: median {:.2} µs, mean {:.2} µs",
-        median.as_secs_f64() * 1e6,
-        total.as_secs_f64() * 1e6 / n.max(1) as f64
+        "{n} stores: median {:.2} µs, mean {:.2} µs (p10 {:.2}, p90 {:.2}, p99 {:.2}, max {:.0} µs)",
+        at(0.5),
+        total.as_secs_f64() * 1e6 / n.max(1) as f64,
+        at(0.1),
+        at(0.9),
+        at(0.99),
+        at(1.0)
     );
 }

@@ -37,6 +37,18 @@ fn decode_text(kind: StrKind, nid: u64, bytes: &[u8]) -> Result<Arc<str>> {
     }
 }
 
+/// Parses the packed block `block` of `kind`'s texts, naming it in the
+/// error.
+fn parse_block(kind: StrKind, block: u64, value: &[u8]) -> Result<nid_block::Block<'_>> {
+    nid_block::Block::parse(value).map_err(|e| {
+        Error::corrupt(
+            "interned strings block",
+            format!("nids/{}/block {block}", (kind as u8).to_ascii_lowercase() as char),
+            e.to_string(),
+        )
+    })
+}
+
 fn missing(kind: StrKind, nid: u64) -> Error {
     Error::corrupt(
         "interned string",
@@ -80,17 +92,7 @@ pub fn resolve_for_table(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids:
     let mut out: Vec<Option<Arc<str>>> = vec![None; nids.len()];
     kv.multi_get_visit(Cf::Nids, &ks, &mut |r, v| {
         let Some(run) = runs.get(r) else { return Ok(()) };
-        let block = nid_block::Block::parse(v).map_err(|e| {
-            Error::corrupt(
-                "interned strings block",
-                format!(
-                    "nids/{}/block {}",
-                    (kind as u8).to_ascii_lowercase() as char,
-                    block_of_run(run)
-                ),
-                e.to_string(),
-            )
-        })?;
+        let block = parse_block(kind, block_of_run(run), v)?;
         let mut last: Option<(u64, Arc<str>)> = None;
         for &i in *run {
             let nid = at(i);
@@ -224,13 +226,7 @@ fn from_blocks(kv: &dyn KvStore, kind: StrKind, nids: &[u64], found: &mut Vec<(u
             return Ok(());
         };
         *seen = true;
-        let block = nid_block::Block::parse(v).map_err(|e| {
-            Error::corrupt(
-                "interned strings block",
-                format!("nids/{}/block {b}", (kind as u8).to_ascii_lowercase() as char),
-                e.to_string(),
-            )
-        })?;
+        let block = parse_block(kind, b, v)?;
         for &nid in *in_block {
             let text = block.text(nid).ok_or_else(|| missing(kind, nid))?;
             found.push((nid, decode_text(kind, nid, text)?));
@@ -256,7 +252,9 @@ pub fn stored_text(kv: &dyn KvStore, kind: StrKind, nid: u64) -> Result<Option<V
     let Some(v) = kv.get(Cf::Nids, &keys::nid_block_key(kind, nid_block::block_of(nid)))? else {
         return Ok(None);
     };
-    Ok(nid_block::Block::parse(&v)?.text(nid).map(<[u8]>::to_vec))
+    Ok(parse_block(kind, nid_block::block_of(nid), &v)?
+        .text(nid)
+        .map(<[u8]>::to_vec))
 }
 
 /// The text of one nid.
@@ -275,7 +273,7 @@ mod tests {
     use crate::format::counters::Counters;
     use crate::format::keys::nid_block_key;
     use crate::kv::{Batch, MemKv, Visit};
-    use crate::write::txn::{LastRanges, Txn};
+    use crate::write::txn::{Txn, WriterMemory};
 
     fn text(kind: StrKind, i: u64) -> String {
         match kind {
@@ -308,7 +306,7 @@ mod tests {
         // Transactions of 1 to 150 strings of two kinds: blocks are
         // completed by one transaction, by several, and many at once.
         for (round, size) in [1u64, 5, 60, 1, 1, 150, 3, 64, 64, 17, 130].into_iter().enumerate() {
-            let mut txn = Txn::new(&kv, &caches, counters, LastRanges::default());
+            let mut txn = Txn::new(&kv, &caches, counters, WriterMemory::default());
             for i in n..n + size {
                 assert_eq!(txn.intern(StrKind::Event, &text(StrKind::Event, i)).unwrap(), i);
                 assert_eq!(txn.intern(StrKind::Skey, &text(StrKind::Skey, i)).unwrap(), i);
@@ -394,7 +392,7 @@ mod tests {
             stale: AtomicBool::new(false),
         };
         let caches = Caches::new(1 << 20);
-        let mut txn = Txn::new(&kv, &caches, Counters::default(), LastRanges::default());
+        let mut txn = Txn::new(&kv, &caches, Counters::default(), WriterMemory::default());
         for i in 0..70 {
             txn.intern(StrKind::Skey, &text(StrKind::Skey, i)).unwrap();
         }

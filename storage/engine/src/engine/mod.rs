@@ -30,7 +30,7 @@ use crate::format::keys::{meta, StrKind};
 use crate::format::version::FormatVersion;
 use crate::kv::{Batch, Cf, KvStore};
 use crate::read::IFilter;
-use crate::write::{ChainPolicy, LastRanges, Txn};
+use crate::write::{ChainPolicy, Txn, WriterMemory};
 
 /// How to open a database.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ impl Default for EngineOptions {
 /// The one writer's state between transactions.
 struct Writer {
     counters: Counters,
-    last_ranges: LastRanges,
+    memory: WriterMemory,
 }
 
 /// An open mxstate database.
@@ -129,7 +129,7 @@ impl Engine {
             caches: Caches::new(opts.cache_bytes),
             writer: Mutex::new(Writer {
                 counters,
-                last_ranges: LastRanges::default(),
+                memory: WriterMemory::default(),
             }),
             gate: RwLock::new(()),
             policy: opts.policy,
@@ -188,10 +188,10 @@ impl Engine {
             &*self.kv,
             &self.caches,
             writer.counters,
-            std::mem::take(&mut writer.last_ranges),
+            std::mem::take(&mut writer.memory),
         );
         let out = f(&mut txn)?;
-        let (mut batch, counters, last_ranges, update) = txn.finish()?;
+        let (mut batch, counters, memory, update) = txn.finish()?;
         if self.bulk.load(Ordering::Relaxed) {
             batch.defer_sync();
         }
@@ -210,7 +210,7 @@ impl Engine {
             }
             update.apply(&self.caches);
         }
-        *writer = Writer { counters, last_ranges };
+        *writer = Writer { counters, memory };
         Ok(out)
     }
 

@@ -5,9 +5,13 @@
 //! physical chain; at most `runs[L] - 1` level-L groups follow each other
 //! on a chain. So a read walks at most `sum(runs[L] - 1)` deltas and one
 //! snapshot, however the caller chained its groups, while a level-L delta
-//! holds about `prod(runs[..L])` changes (see docs/design.md).
+//! holds about `prod(runs[..L])` changes (see docs/design.md). The writer
+//! remembers recent groups' run counts ([`RunMemory`]), so that most
+//! placements read no record.
 
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use mxstate_api::{Error, Result};
 
@@ -89,9 +93,84 @@ impl Placement {
     }
 }
 
-/// Places a new group whose parent is `parent`.
-pub fn place(src: &dyn Source, policy: &ChainPolicy, parent: u64) -> Result<Placement> {
+/// A group's runs: `at[L]` is how many level-`L` records a placement
+/// walking from the group meets at level `L` (see [`place`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Runs {
+    at: [u32; 7],
+}
+
+impl Runs {
+    /// The runs of a group stored at `level` on top of a parent with these
+    /// runs: no run below its level (it breaks them), one more at its level
+    /// (it follows its base, where the parent's run at that level starts),
+    /// the parent's above. A snapshot (`level` at or past the policy's
+    /// top) has none.
+    pub fn child(&self, policy: &ChainPolicy, level: u8) -> Runs {
+        let mut at = [0u32; 7];
+        if level >= policy.top() {
+            return Runs { at };
+        }
+        let l = usize::from(level);
+        for (i, slot) in at.iter_mut().enumerate().skip(l) {
+            let parent = self.at.get(i).copied().unwrap_or(0);
+            *slot = if i == l { parent.saturating_add(1) } else { parent };
+        }
+        Runs { at }
+    }
+}
+
+/// The runs of recently stored groups, kept by the engine's writer so
+/// that placing a group on one of them walks no record: a level-0 delta,
+/// 31 stores in 32 with the default policy, is placed from the parent's
+/// runs alone. At most [`RunMemory::MAX`] groups; it starts over when full.
+/// The counts only bound the chains' lengths: a level-0 delta holds the
+/// change against its parent, whatever they say.
+#[derive(Default)]
+pub struct RunMemory {
+    by_group: FxHashMap<u64, Runs>,
+}
+
+impl RunMemory {
+    /// Groups remembered at most.
+    pub const MAX: usize = 1 << 16;
+
+    /// The runs of group `g`, if remembered.
+    pub fn get(&self, g: u64) -> Option<Runs> {
+        self.by_group.get(&g).copied()
+    }
+
+    /// Remembers the runs of group `g`.
+    pub fn set(&mut self, g: u64, runs: Runs) {
+        if self.by_group.len() >= Self::MAX && !self.by_group.contains_key(&g) {
+            self.by_group.clear();
+        }
+        self.by_group.insert(g, runs);
+    }
+}
+
+/// Places a new group whose parent is `parent`, given the parent's runs
+/// when remembered; returns the placement and the parent's runs.
+///
+/// A level-L group goes against the record where the parent's walk meets
+/// level L, when fewer than `runs[L] - 1` level-L records follow there.
+/// With the parent's runs known and room at level 0, no record is read;
+/// otherwise the records are walked (to the end of every level when the
+/// runs are not known, to learn them).
+pub fn place(src: &dyn Source, policy: &ChainPolicy, parent: u64, known: Option<Runs>) -> Result<(Placement, Runs)> {
+    if let (Some(runs), Some(&run)) = (known, policy.runs.first()) {
+        if runs.at[0].saturating_add(1) < run {
+            let placement = Placement::Delta {
+                level: 0,
+                base: parent,
+                path: Vec::new(),
+            };
+            return Ok((placement, runs));
+        }
+    }
     let mut path = Vec::new();
+    let mut placement = None;
+    let mut counted = Runs::default();
     let mut anchor = parent;
     let mut rec = src.existing(parent)?;
     for (level, &run) in (0u8..).zip(policy.runs.iter()) {
@@ -115,22 +194,37 @@ pub fn place(src: &dyn Source, policy: &ChainPolicy, parent: u64) -> Result<Plac
                 ));
             }
             let next = *base;
-            walked.push(cur);
+            if placement.is_none() {
+                walked.push(cur);
+            }
             id = next;
             cur = src.existing(next)?;
         }
-        if count + 1 < run {
-            return Ok(Placement::Delta {
-                level,
-                base: anchor,
-                path,
-            });
+        if let Some(slot) = counted.at.get_mut(usize::from(level)) {
+            *slot = count;
         }
-        path.extend(walked);
+        if placement.is_none() {
+            if count + 1 < run {
+                placement = Some(Placement::Delta {
+                    level,
+                    base: anchor,
+                    path: std::mem::take(&mut path),
+                });
+                if let Some(runs) = known {
+                    // The runs above this level are the remembered ones.
+                    for (i, slot) in counted.at.iter_mut().enumerate().skip(usize::from(level) + 1) {
+                        *slot = runs.at.get(i).copied().unwrap_or(0);
+                    }
+                    break;
+                }
+            } else {
+                path.extend(walked);
+            }
+        }
         anchor = id;
         rec = cur;
     }
-    Ok(Placement::Snapshot)
+    Ok((placement.unwrap_or(Placement::Snapshot), counted))
 }
 
 #[cfg(test)]
@@ -172,27 +266,96 @@ mod tests {
         }
     }
 
+    /// The record a group placed by `p` gets, its change naming it.
+    fn placed(policy: &ChainPolicy, p: &Placement, g: u64) -> GroupRecord {
+        let change = vec![(ikey(1, u32::try_from(g).unwrap()), Some(g))];
+        match p {
+            Placement::Delta { level, base, .. } => record(
+                *level,
+                Physical::Delta {
+                    base: *base,
+                    delta: p.physical_delta(&change),
+                },
+            ),
+            Placement::Snapshot => record(policy.top(), Physical::Snapshot(g)),
+        }
+    }
+
     /// Stores groups 2..=n each on top of the previous one, as the write
     /// path places them; returns the records.
     fn linear(policy: &ChainPolicy, n: u64) -> Records {
         let mut recs = Records::default();
         recs.0.insert(1, Arc::new(record(policy.top(), Physical::Snapshot(1))));
         for g in 2..=n {
-            let change = vec![(ikey(1, u32::try_from(g).unwrap()), Some(g))];
-            let p = place(&recs, policy, g - 1).unwrap();
-            let rec = match &p {
-                Placement::Delta { level, base, .. } => record(
-                    *level,
-                    Physical::Delta {
-                        base: *base,
-                        delta: p.physical_delta(&change),
-                    },
-                ),
-                Placement::Snapshot => record(policy.top(), Physical::Snapshot(g)),
-            };
-            recs.0.insert(g, Arc::new(rec));
+            let (p, _) = place(&recs, policy, g - 1, None).unwrap();
+            recs.0.insert(g, Arc::new(placed(policy, &p, g)));
         }
         recs
+    }
+
+    /// A placement as comparable values: level, base and the path's records.
+    fn shape(p: &Placement) -> Option<(u8, u64, Vec<*const GroupRecord>)> {
+        match p {
+            Placement::Delta { level, base, path } => Some((*level, *base, path.iter().map(Arc::as_ptr).collect())),
+            Placement::Snapshot => None,
+        }
+    }
+
+    #[test]
+    fn remembered_runs_place_as_walking_does() {
+        let policies = [
+            ChainPolicy::new(vec![3, 3, 2]).unwrap(),
+            ChainPolicy::new(vec![4, 2, 3, 2]).unwrap(),
+            ChainPolicy::new(vec![2, 2]).unwrap(),
+            ChainPolicy::default(),
+        ];
+        for policy in policies {
+            let mut recs = Records::default();
+            let mut memory = RunMemory::default();
+            recs.0.insert(1, Arc::new(record(policy.top(), Physical::Snapshot(1))));
+            memory.set(1, Runs::default());
+            let mut seed = 7u64;
+            for g in 2..=3000u64 {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                // Mostly on the newest group, one in eight on an older one
+                // (a fork), and some groups forgotten (a restart).
+                let parent = if seed >> 61 == 0 {
+                    1 + (seed >> 20) % (g - 1)
+                } else {
+                    g - 1
+                };
+                let known = if (seed >> 8).is_multiple_of(29) {
+                    None
+                } else {
+                    memory.get(parent)
+                };
+                let (walked, walked_runs) = place(&recs, &policy, parent, None).unwrap();
+                let (p, runs) = place(&recs, &policy, parent, known).unwrap();
+                assert_eq!(runs, walked_runs, "{policy:?}: runs of group {parent}");
+                assert_eq!(shape(&p), shape(&walked), "{policy:?}: group {g} on {parent}");
+                let rec = placed(&policy, &p, g);
+                memory.set(g, runs.child(&policy, rec.level));
+                recs.0.insert(g, Arc::new(rec));
+                // What is remembered for the new group is what a walk finds.
+                assert_eq!(
+                    memory.get(g),
+                    Some(place(&recs, &policy, g, None).unwrap().1),
+                    "{policy:?}: runs of the new group {g}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn run_memory_is_bounded() {
+        let mut memory = RunMemory::default();
+        for g in 0..(RunMemory::MAX as u64 + 10) {
+            memory.set(g, Runs::default());
+        }
+        assert!(memory.by_group.len() <= RunMemory::MAX);
+        assert!(memory.get(RunMemory::MAX as u64 + 9).is_some());
     }
 
     fn hops(recs: &Records, g: u64) -> u64 {

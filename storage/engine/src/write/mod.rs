@@ -11,4 +11,4 @@ pub mod txn;
 
 pub use chain::ChainPolicy;
 pub use store::{GroupState, NewGroup};
-pub use txn::{LastRanges, Txn};
+pub use txn::{Txn, WriterMemory};

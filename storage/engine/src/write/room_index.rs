@@ -122,9 +122,9 @@ mod tests {
     use crate::access::Caches;
     use crate::format::counters::Counters;
     use crate::kv::MemKv;
-    use crate::write::txn::LastRanges;
+    use crate::write::txn::WriterMemory;
 
-    fn commit(kv: &MemKv, caches: &Caches, last: LastRanges, f: impl FnOnce(&mut Txn<'_>)) -> LastRanges {
+    fn commit(kv: &MemKv, caches: &Caches, last: WriterMemory, f: impl FnOnce(&mut Txn<'_>)) -> WriterMemory {
         let mut txn = Txn::new(kv, caches, Counters::default(), last);
         f(&mut txn);
         let (batch, _, last, _) = txn.finish().unwrap();
@@ -143,19 +143,19 @@ mod tests {
     fn appends_extend_the_last_range_with_or_without_memory() {
         let kv = MemKv::new();
         let caches = Caches::new(1 << 20);
-        let mut last = LastRanges::default();
+        let mut last = WriterMemory::default();
         for g in [5, 6, 7, 10, 11] {
             last = commit(&kv, &caches, last, |t| append(t, 3, g).unwrap());
         }
         assert_eq!(ranges(&kv, 3).unwrap(), vec![(5, 7), (10, 11)]);
         // Without memory (a restart), the next append reads the last range.
-        commit(&kv, &caches, LastRanges::default(), |t| append(t, 3, 12).unwrap());
+        commit(&kv, &caches, WriterMemory::default(), |t| append(t, 3, 12).unwrap());
         assert_eq!(ranges(&kv, 3).unwrap(), vec![(5, 7), (10, 12)]);
         assert_eq!(latest(&kv, 3).unwrap(), Some(12));
         assert_eq!(latest(&kv, 4).unwrap(), None);
         // An id below the last range starts a range of its own and keeps
         // the last range as the one to extend.
-        let last = commit(&kv, &caches, LastRanges::default(), |t| append(t, 3, 8).unwrap());
+        let last = commit(&kv, &caches, WriterMemory::default(), |t| append(t, 3, 8).unwrap());
         commit(&kv, &caches, last, |t| append(t, 3, 13).unwrap());
         assert_eq!(ranges(&kv, 3).unwrap(), vec![(5, 7), (8, 8), (10, 13)]);
     }
@@ -164,7 +164,7 @@ mod tests {
     fn rewrite_replaces_ranges_and_ghosts() {
         let kv = MemKv::new();
         let caches = Caches::new(1 << 20);
-        let mut last = LastRanges::default();
+        let mut last = WriterMemory::default();
         for g in 1..=6 {
             last = commit(&kv, &caches, last, |t| append(t, 1, g).unwrap());
         }

@@ -11,7 +11,7 @@ use crate::format::group::{GroupRecord, Physical};
 use crate::format::keys::{EventNid, IKey, RoomNid, StrKind};
 use crate::read::resolve::full_sorted;
 
-use super::chain::{place, ChainPolicy, Placement};
+use super::chain::{place, ChainPolicy, Placement, Runs};
 use super::room_index;
 use super::txn::Txn;
 
@@ -132,7 +132,8 @@ pub fn store_group<'g>(
     };
     let room = txn.intern_room(g.room_id.as_str())?;
     let event = txn.intern(StrKind::Event, g.event_id.as_str())?;
-    let rec = match state {
+    // The new group's record and its parent's runs (none for a root).
+    let (rec, parent_runs) = match state {
         GroupState::DeltaOnPrevious { .. } => return Err(Error::internal("DeltaOnPrevious resolved above")),
         GroupState::Delta { prev, delta } => {
             let prev_rec = txn
@@ -149,9 +150,10 @@ pub fn store_group<'g>(
                 });
             }
             let logical = intern_delta(txn, latest, delta)?;
-            on_top_of(txn, policy, room, event, prev, &logical, Some(logical.clone()), |t| {
+            let (rec, runs) = on_top_of(txn, policy, room, event, prev, &logical, Some(logical.clone()), |t| {
                 Ok(apply(&full_sorted(t, prev)?, &logical))
-            })?
+            })?;
+            (rec, Some(runs))
         }
         GroupState::Full(state) => {
             let full = intern_state(txn, latest, state)?;
@@ -168,19 +170,24 @@ pub fn store_group<'g>(
                 }
             }
             match rec {
-                Some(r) => r,
-                None => GroupRecord {
-                    room,
-                    event,
-                    level: policy.top(),
-                    ghost: false,
-                    prev: None,
-                    physical: Physical::Snapshot(txn.put_snapshot(room, &full)?),
-                    logical: None,
-                },
+                Some((r, runs)) => (r, Some(runs)),
+                None => {
+                    let r = GroupRecord {
+                        room,
+                        event,
+                        level: policy.top(),
+                        ghost: false,
+                        prev: None,
+                        physical: Physical::Snapshot(txn.put_snapshot(room, &full)?),
+                        logical: None,
+                    };
+                    (r, None)
+                }
             }
         }
     };
+    let runs = parent_runs.map_or_else(Runs::default, |p| p.child(policy, rec.level));
+    txn.runs().set(id, runs);
     txn.put_record(id, rec);
     room_index::append(txn, room, id)?;
     txn.group_used(id)?;
@@ -192,9 +199,9 @@ pub fn store_group<'g>(
     Ok(id)
 }
 
-/// A record for a group whose state is `state(parent) + change`; `logical`
-/// is the caller's delta against its prev (None for a root). `full` gives
-/// the whole state if a snapshot is due.
+/// A record for a group whose state is `state(parent) + change`, with the
+/// parent's runs; `logical` is the caller's delta against its prev (None
+/// for a root). `full` gives the whole state if a snapshot is due.
 #[allow(clippy::too_many_arguments)]
 fn on_top_of(
     txn: &mut Txn<'_>,
@@ -205,9 +212,10 @@ fn on_top_of(
     change: &[Entry],
     logical: Option<Vec<Entry>>,
     full: impl FnOnce(&Txn<'_>) -> Result<Vec<(IKey, EventNid)>>,
-) -> Result<GroupRecord> {
+) -> Result<(GroupRecord, Runs)> {
     let prev = logical.as_ref().map(|_| parent);
-    let mut placement = place(txn, policy, parent)?;
+    let known = txn.runs().get(parent);
+    let (mut placement, parent_runs) = place(txn, policy, parent, known)?;
     let mut physical = Vec::new();
     if let Placement::Delta { level, base, .. } = &placement {
         physical = placement.physical_delta(change);
@@ -232,7 +240,7 @@ fn on_top_of(
     match &placement {
         Placement::Delta { level, base, .. } => {
             let logical = logical.filter(|l| *base != parent || *l != physical);
-            Ok(GroupRecord {
+            let rec = GroupRecord {
                 room,
                 event,
                 level: *level,
@@ -243,11 +251,12 @@ fn on_top_of(
                     delta: physical,
                 },
                 logical,
-            })
+            };
+            Ok((rec, parent_runs))
         }
         Placement::Snapshot => {
             let state = full(txn)?;
-            Ok(GroupRecord {
+            let rec = GroupRecord {
                 room,
                 event,
                 level: policy.top(),
@@ -255,7 +264,8 @@ fn on_top_of(
                 prev,
                 physical: Physical::Snapshot(txn.put_snapshot(room, &state)?),
                 logical,
-            })
+            };
+            Ok((rec, parent_runs))
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::format::snapshot::{Section, SnapHeader};
 use crate::format::values;
 use crate::kv::{Batch, Cf, KvStore};
 
+use super::chain::RunMemory;
 use super::event_map::Buckets;
 
 const KINDS: [StrKind; 4] = [StrKind::Room, StrKind::Type, StrKind::Skey, StrKind::Event];
@@ -55,6 +56,16 @@ impl LastRanges {
     }
 }
 
+/// What the engine's writer remembers between transactions, so that a
+/// store reads nothing for it: each room's last index range and the chain
+/// runs of recently stored groups. A transaction that rewrites records
+/// hands back an empty memory.
+#[derive(Default)]
+pub struct WriterMemory {
+    pub ranges: LastRanges,
+    pub runs: RunMemory,
+}
+
 /// Pending writes of one call. Every write goes through a method that
 /// keeps the overlay in step, so later steps see earlier ones.
 pub struct Txn<'a> {
@@ -78,7 +89,7 @@ pub struct Txn<'a> {
     dropped_sections: FxHashSet<u64>,
     /// Set when existing records change (purges): cached chains go stale.
     rewrites_records: bool,
-    last_ranges: LastRanges,
+    memory: WriterMemory,
     /// Deletion-protocol marks written by this transaction.
     pending: FxHashMap<GroupId, Option<Pending>>,
     persisting: BTreeMap<(GroupId, String), Option<u64>>,
@@ -91,7 +102,7 @@ pub struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     /// Starts a transaction from the current counters.
-    pub fn new(kv: &'a dyn KvStore, caches: &'a Caches, counters: Counters, last_ranges: LastRanges) -> Self {
+    pub fn new(kv: &'a dyn KvStore, caches: &'a Caches, counters: Counters, memory: WriterMemory) -> Self {
         Txn {
             kv,
             caches,
@@ -107,7 +118,7 @@ impl<'a> Txn<'a> {
             snap_hashes: FxHashMap::default(),
             dropped_sections: FxHashSet::default(),
             rewrites_records: false,
-            last_ranges,
+            memory,
             pending: FxHashMap::default(),
             persisting: BTreeMap::new(),
             deletion_seq: None,
@@ -144,14 +155,19 @@ impl<'a> Txn<'a> {
     }
 
     /// Marks this transaction as rewriting existing records (purges):
-    /// cached chains and the room index's memory go stale.
+    /// cached chains and the writer's memory go stale.
     pub fn rewriting_records(&mut self) {
         self.rewrites_records = true;
     }
 
     /// The memory of each room's last range.
     pub fn last_ranges(&mut self) -> &mut LastRanges {
-        &mut self.last_ranges
+        &mut self.memory.ranges
+    }
+
+    /// The memory of recently stored groups' chain runs.
+    pub fn runs(&mut self) -> &mut RunMemory {
+        &mut self.memory.runs
     }
 
     fn committed(&self) -> Committed<'a> {
@@ -651,7 +667,7 @@ impl<'a> Txn<'a> {
 
     /// Writes the interned texts and the counters and hands back the batch
     /// and what the caches must learn once it is committed.
-    pub fn finish(mut self) -> Result<(Batch, Counters, LastRanges, CacheUpdate)> {
+    pub fn finish(mut self) -> Result<(Batch, Counters, WriterMemory, CacheUpdate)> {
         self.write_texts()?;
         std::mem::take(&mut self.buckets).write(&mut self.batch);
         if self.counters != self.counters_at_start {
@@ -671,12 +687,12 @@ impl<'a> Txn<'a> {
             dropped_sections: self.dropped_sections.into_iter().collect(),
             clear_chains: self.rewrites_records,
         };
-        let last_ranges = if self.rewrites_records {
-            LastRanges::default()
+        let memory = if self.rewrites_records {
+            WriterMemory::default()
         } else {
-            self.last_ranges
+            self.memory
         };
-        Ok((self.batch, self.counters, last_ranges, update))
+        Ok((self.batch, self.counters, memory, update))
     }
 }
 
