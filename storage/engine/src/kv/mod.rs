@@ -167,7 +167,9 @@ pub trait KvStore: Send + Sync {
     /// it lies, with its key's index, in no promised order: an embedded
     /// store reads many values without copying each (a cold full state
     /// reads hundreds of packed `nids` values). Absent keys are not
-    /// visited.
+    /// visited. The caller keeps what it needs of the values: a store
+    /// need not cache them (RocksDB does not add a large read's blocks to
+    /// its block cache).
     ///
     /// The default visits the answers of [`KvStore::multi_get`].
     fn multi_get_visit(&self, cf: Cf, keys: &[Vec<u8>], visit: &mut VisitFound<'_>) -> Result<()> {
