@@ -224,8 +224,9 @@ pub struct Caches {
     /// Groups a point read walked in encoded form (`access::point`): the
     /// next point read of one builds and caches its chain. A hint only.
     pub walked: WCache<u64, ()>,
-    /// `(kind, text) -> nid`, one cache per kind.
-    to_nid: [WCache<Box<str>, u64>; 4],
+    /// `(kind, text) -> nid`, one cache per kind. The text is the same
+    /// allocation as in `to_str`'s entry, when both hold the string.
+    to_nid: [WCache<Arc<str>, u64>; 4],
     /// `(kind, nid) -> text`, one cache per kind.
     to_str: [WCache<u64, Arc<str>>; 4],
 }
@@ -266,7 +267,7 @@ impl Caches {
     }
     /// Remembers both directions of an interned string.
     pub fn remember(&self, kind: StrKind, nid: u64, s: Arc<str>) {
-        self.to_nid[slot(kind)].insert(Box::from(&*s), nid);
+        self.to_nid[slot(kind)].insert(s.clone(), nid);
         self.to_str[slot(kind)].insert(nid, s);
     }
     /// Remembers `nid -> text` only.

@@ -139,7 +139,7 @@ impl Txn<'_> {
             _ => slots.push(Slot::Interned { nid: n, group: None }),
         }
         self.new_texts[EVENT_SLOT].push((n, event_bucket::join(&key, rest)));
-        self.new_strings[EVENT_SLOT].insert(Box::from(text), n);
+        self.new_strings[EVENT_SLOT].insert(std::sync::Arc::from(text), n);
         Ok(n)
     }
 

@@ -74,7 +74,7 @@ pub struct Txn<'a> {
     pub(super) batch: Batch,
     pub(super) counters: Counters,
     /// Strings interned by this transaction, one map per kind.
-    pub(super) new_strings: [FxHashMap<Box<str>, u64>; 4],
+    pub(super) new_strings: [FxHashMap<Arc<str>, u64>; 4],
     /// Their `(nid, stored text)`, in nid order, one list per kind: written
     /// to `nids` when the transaction finishes (`write_texts`).
     pub(super) new_texts: [Vec<(u64, Vec<u8>)>; 4],
@@ -314,7 +314,7 @@ impl<'a> Txn<'a> {
         self.batch
             .put(Cf::Strings, keys::string_key(kind, s), values::encode_string_nid(n));
         self.new_texts[kind_slot(kind)].push((n, keys::text_bytes(kind, s).into_owned()));
-        self.new_strings[kind_slot(kind)].insert(Box::from(s), n);
+        self.new_strings[kind_slot(kind)].insert(Arc::from(s), n);
         Ok(n)
     }
 
@@ -698,7 +698,7 @@ impl<'a> Txn<'a> {
 
 /// What a committed transaction changes in the caches.
 pub struct CacheUpdate {
-    strings: Vec<((StrKind, Box<str>), u64)>,
+    strings: Vec<((StrKind, Arc<str>), u64)>,
     records: Vec<(u64, Option<Arc<GroupRecord>>)>,
     headers: Vec<(u64, Option<Arc<SnapHeader>>)>,
     sections: Vec<((u64, TypeNid), Arc<Section>)>,
@@ -722,7 +722,7 @@ impl CacheUpdate {
     /// Applies the update (call after the batch is durable in the store).
     pub fn apply(self, caches: &Caches) {
         for ((kind, s), n) in self.strings {
-            caches.remember(kind, n, Arc::from(s));
+            caches.remember(kind, n, s);
         }
         for (g, r) in self.records {
             caches.delta_tables.remove(&g);
