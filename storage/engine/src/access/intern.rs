@@ -299,21 +299,36 @@ mod tests {
 
     #[test]
     fn texts_move_into_blocks_as_the_counter_passes_them() {
+        // The writer's memory of unpacked texts: never kept (each block's
+        // earlier texts read back), kept as the engine keeps it, or lost
+        // every third transaction (a restart).
+        for keep in [|_: usize| false, |_: usize| true, |r: usize| r % 3 != 2] {
+            texts_move_into_blocks(keep);
+        }
+    }
+
+    fn texts_move_into_blocks(keep: fn(usize) -> bool) {
         let kv = MemKv::default();
         let caches = Caches::new(1 << 20);
         let mut counters = Counters::default();
+        let mut memory = WriterMemory::default();
         let mut n = 0u64;
         // Transactions of 1 to 150 strings of two kinds: blocks are
         // completed by one transaction, by several, and many at once.
-        for (round, size) in [1u64, 5, 60, 1, 1, 150, 3, 64, 64, 17, 130].into_iter().enumerate() {
-            let mut txn = Txn::new(&kv, &caches, counters, WriterMemory::default());
+        for (round, size) in [1u64, 5, 60, 1, 1, 150, 3, 64, 64, 17, 130, 40, 30, 63, 1]
+            .into_iter()
+            .enumerate()
+        {
+            let kept = if keep(round) { memory } else { WriterMemory::default() };
+            let mut txn = Txn::new(&kv, &caches, counters, kept);
             for i in n..n + size {
                 assert_eq!(txn.intern(StrKind::Event, &text(StrKind::Event, i)).unwrap(), i);
                 assert_eq!(txn.intern(StrKind::Skey, &text(StrKind::Skey, i)).unwrap(), i);
             }
-            let (batch, next, _, _) = txn.finish().unwrap();
+            let (batch, next, after, _) = txn.finish().unwrap();
             kv.write(batch).unwrap();
             counters = next;
+            memory = after;
             n += size;
             // Read through empty caches: every text comes from the store.
             let fresh = Caches::new(1 << 20);
