@@ -3,7 +3,10 @@
 //! DB N` opens the RocksDB database DB (a copy: it is written to) without
 //! syncing writes, then stores N one-member joins one `store_group` call
 //! each, chained from the newest group, with hash-form event ids, and
-//! prints the median, the mean and some percentiles.
+//! prints the median, the mean and some percentiles. With a third
+//! argument `positions` it also prints the mean time of the stores at each
+//! position modulo 64 (one store in 64 per string kind packs a `nids`
+//! block).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -16,6 +19,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let db = args.get(1).expect("DB");
     let n: u64 = args.get(2).map_or(1000, |a| a.parse().expect("N: a number of stores"));
+    let positions = match args.get(3).map(String::as_str) {
+        None => false,
+        Some("positions") => true,
+        Some(other) => panic!("unknown third argument {other:?} (expected `positions`)"),
+    };
     let rocks = mxstate_rocks::RocksConfig {
         sync_writes: false,
         ..Default::default()
@@ -48,6 +56,20 @@ fn main() {
             })
             .unwrap();
         times.push(t.elapsed());
+    }
+    if positions {
+        let mut sums = [(Duration::ZERO, 0u32); 64];
+        for (i, t) in times.iter().enumerate() {
+            if let Some((sum, count)) = sums.get_mut(i % 64) {
+                *sum += *t;
+                *count += 1;
+            }
+        }
+        let means: Vec<String> = sums
+            .iter()
+            .map(|(sum, count)| format!("{:.0}", sum.as_secs_f64() * 1e6 / f64::from((*count).max(1))))
+            .collect();
+        println!("mean µs by store position modulo 64: {}", means.join(" "));
     }
     let total: Duration = times.iter().sum();
     times.sort_unstable();
