@@ -1,6 +1,7 @@
 //! [`EngineStore`]: the async [`StateStore`] over an [`Engine`], with the
-//! blocking engine work moved off the async threads. Any key-value
-//! backend gets the whole trait this way.
+//! blocking engine work moved off the async threads (a view of a cached
+//! state is answered on the caller's thread: it never waits for the
+//! store). Any key-value backend gets the whole trait this way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -64,6 +65,11 @@ impl StateStore for EngineStore {
     }
 
     async fn state_view(&self, group: GroupId, filter: StateFilter) -> Result<StateView> {
+        // A cached state is answered here: the hand-off to the blocking
+        // pool costs more than the read (8-10 µs against 1-2 µs for a key).
+        if let Some(view) = self.engine.state_view_cached(group, &filter) {
+            return Ok(view);
+        }
         self.run(move |e| e.state_view(group, &filter)).await
     }
 

@@ -28,7 +28,7 @@ use crate::auth::GraphCache;
 use crate::format::counters::Counters;
 use crate::format::keys::{meta, StrKind};
 use crate::format::version::FormatVersion;
-use crate::kv::{Batch, Cf, KvStore};
+use crate::kv::{no_wait, Batch, Cf, KvStore};
 use crate::read::IFilter;
 use crate::write::{ChainPolicy, Txn, WriterMemory};
 
@@ -89,6 +89,9 @@ impl Engine {
     /// Opens the database held by `kv`; an empty store becomes a new
     /// database when `opts.create` is set.
     pub fn with_kv(kv: Box<dyn KvStore>, opts: EngineOptions) -> Result<Engine> {
+        // Every access checks whether this thread may wait for the store
+        // (`Engine::state_view_cached`).
+        let kv: Box<dyn KvStore> = Box::new(no_wait::Guarded(kv));
         let counters = match kv.get(Cf::Meta, meta::FORMAT)? {
             None => {
                 if !is_empty(&*kv)? {

@@ -11,6 +11,7 @@ use crate::access::intern;
 use crate::access::Source;
 use crate::format::group::Physical;
 use crate::format::keys::{ikey, ikey_skey, ikey_type, EventNid, IKey, StrKind};
+use crate::kv::no_wait;
 use crate::read::resolve::{self, DeltaPart, Resolved, SectionPart};
 use crate::read::IFilter;
 
@@ -122,7 +123,9 @@ impl Engine {
                 })
                 .collect()
         };
-        let (deltas, skeys, events) = if cold_texts < PARALLEL_MIN_TEXTS {
+        // A read that must not wait reads no text: it fails at its first
+        // store access, without starting a thread that would.
+        let (deltas, skeys, events) = if cold_texts < PARALLEL_MIN_TEXTS || no_wait::forbidden() {
             (self.delta_tables(&r.deltas), read_skeys(), read_events())
         } else {
             // A large cold state, read by two threads: a helper reads the

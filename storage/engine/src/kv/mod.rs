@@ -28,6 +28,7 @@
 //! between machines must fence out every process but the owner.
 
 mod memory;
+pub mod no_wait;
 
 pub use memory::MemKv;
 
