@@ -508,10 +508,16 @@ mod tests {
                 assert_eq!(sorted(&read), sorted(&writer.state_view(g, f).unwrap()));
             }
         }
-        // A commit that changes what exists holds readers out: no answer,
-        // rather than waiting for it.
+        // A checkpoint's base not cached (dropped here as a purge drops
+        // it): merging the chain is left to a read that may wait.
         let (g, _) = groups[92];
         assert!(engine.state_view_cached(g, &StateFilter::all()).is_some());
+        engine.caches.bases.clear();
+        assert!(engine.state_view_cached(g, &StateFilter::all()).is_none());
+        engine.state_view(g, &StateFilter::all()).unwrap();
+        assert!(engine.state_view_cached(g, &StateFilter::all()).is_some());
+        // A commit that changes what exists holds readers out: no answer,
+        // rather than waiting for it.
         {
             let _commit = engine.gate.write().unwrap();
             assert!(engine.state_view_cached(g, &StateFilter::all()).is_none());

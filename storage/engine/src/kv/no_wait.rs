@@ -5,7 +5,8 @@
 //! store then fails at once, so the attempt answers from the caches or
 //! gives up, and the caller runs the read again on a thread that may block.
 //! The engine wraps every store it opens in [`Guarded`], the one place that
-//! checks.
+//! checks store accesses; work too long for such a thread that needs no
+//! store (merging a checkpoint's chain) calls [`refuse`] itself.
 
 use std::cell::Cell;
 
@@ -40,13 +41,17 @@ pub fn forbidden() -> bool {
     FORBIDDEN.with(Cell::get)
 }
 
-fn check() -> Result<()> {
+/// Fails when this thread must not wait: for work that is not a store
+/// access but too long for such a thread (`what` names it).
+pub fn refuse(what: &str) -> Result<()> {
     if forbidden() {
-        return Err(Error::internal(
-            "the store was read on a thread that must not wait for it",
-        ));
+        return Err(Error::internal(format!("{what} on a thread that must not wait")));
     }
     Ok(())
+}
+
+fn check() -> Result<()> {
+    refuse("a store access")
 }
 
 /// A store whose every access fails while [`forbid`] is held on the

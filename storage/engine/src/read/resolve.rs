@@ -18,6 +18,7 @@ use crate::format::delta as delta_format;
 use crate::format::group::{GroupRecord, Physical};
 use crate::format::keys::{ikey, ikey_skey, ikey_type, EventNid, IKey, TypeNid};
 use crate::format::snapshot::Section;
+use crate::kv::no_wait;
 use mxstate_api::Result;
 
 use super::filter::{IFilter, IScope};
@@ -184,6 +185,10 @@ pub fn resolve_full(src: &dyn Source, bases: &dyn Bases, g: u64) -> Result<Resol
         Some(&c) => match bases.get(c) {
             Some(b) => b,
             None => {
+                // Merging a checkpoint's chain (up to the whole state) is
+                // not for a thread that must not wait; a read that may
+                // computes it once for every later one.
+                no_wait::refuse("computing a checkpoint's base")?;
                 let b = Arc::new(base_of(src, rest, rest_groups, chain.snap)?);
                 bases.insert(c, b.clone());
                 b
