@@ -8,7 +8,7 @@ use crate::access::Source;
 use crate::format::group::GroupRecord;
 use crate::format::keys;
 use crate::format::keys::{ikey_skey, ikey_type, StrKind};
-use crate::kv::{no_wait, Cf};
+use crate::kv::Cf;
 use crate::write::room_index;
 use crate::write::store::{store_group, Latest};
 use crate::write::{GroupState, NewGroup};
@@ -152,9 +152,7 @@ impl Engine {
     /// A cached state's view costs the bookkeeping of its chain (tens of
     /// microseconds for 100k members), no copy of its entries.
     pub fn state_view_cached(&self, group: GroupId, filter: &StateFilter) -> Option<StateView> {
-        let _forbid = no_wait::forbid();
-        let _shared = self.gate.try_read().ok()?;
-        self.view_of(group, filter).ok()
+        self.without_waiting(|e| e.state_view(group, filter))
     }
 
     fn view_of(&self, group: GroupId, filter: &StateFilter) -> Result<StateView> {
@@ -506,6 +504,11 @@ mod tests {
                 assert_eq!(reads.load(Ordering::Relaxed), before);
                 assert_eq!(sorted(&cached), sorted(&read), "group {g}, filter {f:?}");
                 assert_eq!(sorted(&read), sorted(&writer.state_view(g, f).unwrap()));
+                // Any read runs so: the map form too.
+                let map = engine.state_for_groups(&[g], f).unwrap();
+                let before = reads.load(Ordering::Relaxed);
+                assert_eq!(engine.without_waiting(|e| e.state_for_groups(&[g], f)), Some(map));
+                assert_eq!(reads.load(Ordering::Relaxed), before);
             }
         }
         // A checkpoint's base not cached (dropped here as a purge drops
@@ -521,6 +524,9 @@ mod tests {
         {
             let _commit = engine.gate.write().unwrap();
             assert!(engine.state_view_cached(g, &StateFilter::all()).is_none());
+            assert!(engine
+                .without_waiting(|e| e.state_for_groups(&[g], &StateFilter::all()))
+                .is_none());
         }
         // A group stored since: its record is not cached.
         let mut d = StateDelta::new();

@@ -19,7 +19,7 @@ pub use export::ExportGroup;
 pub use stats::{CfStats, Stats};
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, TryLockError};
 
 use mxstate_api::{Error, Result};
 
@@ -177,7 +177,27 @@ impl Engine {
 
     /// Shared access for a read: no commit runs while it is held.
     fn read_gate(&self) -> Result<RwLockReadGuard<'_, ()>> {
+        if no_wait::forbidden() {
+            // A thread that must not wait does not queue behind a commit.
+            return match self.gate.try_read() {
+                Ok(g) => Ok(g),
+                Err(TryLockError::Poisoned(e)) => Err(poisoned(e)),
+                Err(TryLockError::WouldBlock) => Err(Error::internal(
+                    "the readers' gate is held by a commit, on a thread that must not wait",
+                )),
+            };
+        }
         self.gate.read().map_err(poisoned)
+    }
+
+    /// Runs the read `f` on this thread only if it needs nothing but the
+    /// caches (see [`no_wait`]): every store access fails at once, and so
+    /// does the readers' gate while a commit holds it. `None` when it
+    /// could not answer so, or on any error; the caller then runs the read
+    /// on a thread that may block, which gives the answer or the error.
+    pub fn without_waiting<T>(&self, f: impl FnOnce(&Engine) -> Result<T>) -> Option<T> {
+        let _forbid = no_wait::forbid();
+        f(self).ok()
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Writer>> {
