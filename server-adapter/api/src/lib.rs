@@ -30,4 +30,4 @@ pub use ids::{EventId, GroupId, RoomId};
 pub use memory::MemoryStore;
 pub use state::{sorted_entries, GroupDelta, StateDelta, StateKey, StateMap};
 pub use store::{GroupContent, GroupWrite, StateStore};
-pub use view::{StateTable, StateView, TableId, ViewPart, Visible};
+pub use view::{PackedTexts, StateTable, StateView, TableId, TextColumn, ViewPart, Visible};

@@ -8,7 +8,7 @@
 //! chain, not 100k string copies or hash inserts; [`StateView::to_map`]
 //! gives the [`StateMap`] form when a caller needs lookups by key.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::ids::EventId;
 use crate::state::{StateKey, StateMap};
@@ -26,9 +26,173 @@ pub struct StateTable {
     id: Option<TableId>,
     types: Vec<Arc<str>>,
     type_of: Vec<u32>,
-    skeys: Vec<Arc<str>>,
-    events: Vec<Arc<str>>,
+    skeys: Texts,
+    events: Texts,
     ids: Vec<(u64, u64)>,
+}
+
+/// Texts packed end to end in one buffer, each entry a span of it: a
+/// column of tens of thousands of texts (a snapshot section's state keys or
+/// event ids, read cold) in one allocation instead of one shared string
+/// each. Entries may share a span, and are set in any order.
+#[derive(Debug, Default)]
+pub struct PackedTexts {
+    text: String,
+    /// `(start, length)` in `text` of each entry; `UNSET` until set.
+    spans: Vec<(u32, u32)>,
+    /// One shared string per entry, made on first use by
+    /// [`StateView::to_map`] (a map's keys and values are shared strings).
+    shared: OnceLock<Box<[Arc<str>]>>,
+}
+
+/// The start of an entry not set yet.
+const UNSET: u32 = u32::MAX;
+
+impl PackedTexts {
+    /// `entries` entries, none set, with room for `bytes` bytes of text.
+    pub fn new(entries: usize, bytes: usize) -> Self {
+        PackedTexts {
+            text: String::with_capacity(bytes),
+            spans: vec![(UNSET, 0); entries],
+            shared: OnceLock::new(),
+        }
+    }
+
+    /// Sets entry `i` to `s`, appended to the buffer. False, with nothing
+    /// changed, when `i` is out of range or the buffer would reach 4 GiB.
+    pub fn set(&mut self, i: usize, s: &str) -> bool {
+        let (Ok(start), Ok(len)) = (u32::try_from(self.text.len()), u32::try_from(s.len())) else {
+            return false;
+        };
+        match (start.checked_add(len), self.spans.get_mut(i)) {
+            (Some(end), Some(span)) if end < UNSET => {
+                *span = (start, len);
+                self.text.push_str(s);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sets entry `i` to the text of entry `j` (set before), without a
+    /// copy. False, with nothing changed, when either is out of range or
+    /// `j` is not set.
+    pub fn set_same(&mut self, i: usize, j: usize) -> bool {
+        match self.spans.get(j).copied() {
+            Some(span) if span.0 != UNSET && i < self.spans.len() => {
+                if let Some(slot) = self.spans.get_mut(i) {
+                    *slot = span;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The text of entry `i`; `None` when out of range or not set.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let &(start, len) = self.spans.get(i)?;
+        if start == UNSET {
+            return None;
+        }
+        let start = start as usize;
+        self.text.get(start..start + len as usize)
+    }
+
+    /// Whether entry `i` is set.
+    pub fn is_set(&self, i: usize) -> bool {
+        self.spans.get(i).is_some_and(|&(start, _)| start != UNSET)
+    }
+
+    /// Number of entries, set or not.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Frees the buffer's unused room.
+    pub fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+    }
+
+    /// One shared string per entry (an unset entry gives an empty one),
+    /// made once.
+    fn shared(&self) -> &[Arc<str>] {
+        self.shared.get_or_init(|| {
+            let empty: Arc<str> = Arc::from("");
+            (0..self.spans.len())
+                .map(|i| self.get(i).map_or_else(|| empty.clone(), Arc::from))
+                .collect()
+        })
+    }
+}
+
+/// A table's column of texts, as given to [`StateTable::of_type`] and
+/// [`StateTable::of_types`]: shared strings (`Vec<Arc<str>>`) or
+/// [`PackedTexts`].
+#[derive(Debug)]
+pub struct TextColumn(Texts);
+
+impl From<Vec<Arc<str>>> for TextColumn {
+    fn from(v: Vec<Arc<str>>) -> Self {
+        TextColumn(Texts::Shared(v))
+    }
+}
+
+impl From<PackedTexts> for TextColumn {
+    fn from(p: PackedTexts) -> Self {
+        TextColumn(Texts::Packed(p))
+    }
+}
+
+#[derive(Debug)]
+enum Texts {
+    /// A shared string per entry (shared with a store's string caches).
+    Shared(Vec<Arc<str>>),
+    Packed(PackedTexts),
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Texts::Shared(Vec::new())
+    }
+}
+
+impl Texts {
+    fn len(&self) -> usize {
+        match self {
+            Texts::Shared(v) => v.len(),
+            Texts::Packed(p) => p.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Texts::Shared(v) => v.get(i).map(|s| &**s),
+            Texts::Packed(p) => p.get(i),
+        }
+    }
+
+    /// Every entry as a shared string.
+    fn shared(&self) -> &[Arc<str>] {
+        match self {
+            Texts::Shared(v) => v,
+            Texts::Packed(p) => p.shared(),
+        }
+    }
+
+    /// Approximate heap bytes: the pointers of shared strings (the strings
+    /// are shared with the store's caches), the whole of a packed buffer.
+    fn weight(&self) -> u64 {
+        match self {
+            Texts::Shared(v) => 16 * v.len() as u64,
+            Texts::Packed(p) => (p.text.capacity() + 8 * p.spans.len()) as u64,
+        }
+    }
 }
 
 impl StateTable {
@@ -40,10 +204,11 @@ impl StateTable {
     pub fn of_type(
         id: Option<TableId>,
         ty: Arc<str>,
-        skeys: Vec<Arc<str>>,
-        events: Vec<Arc<str>>,
+        skeys: impl Into<TextColumn>,
+        events: impl Into<TextColumn>,
         ids: Vec<(u64, u64)>,
     ) -> Self {
+        let (TextColumn(skeys), TextColumn(events)) = (skeys.into(), events.into());
         assert_eq!(skeys.len(), events.len(), "a table's keys and events differ in length");
         assert!(
             ids.is_empty() || ids.len() == skeys.len(),
@@ -67,10 +232,11 @@ impl StateTable {
     pub fn of_types(
         types: Vec<Arc<str>>,
         type_of: Vec<u32>,
-        skeys: Vec<Arc<str>>,
-        events: Vec<Arc<str>>,
+        skeys: impl Into<TextColumn>,
+        events: impl Into<TextColumn>,
         ids: Vec<(u64, u64)>,
     ) -> Self {
+        let (TextColumn(skeys), TextColumn(events)) = (skeys.into(), events.into());
         assert_eq!(type_of.len(), skeys.len(), "a table's types and keys differ in length");
         assert_eq!(skeys.len(), events.len(), "a table's keys and events differ in length");
         assert!(
@@ -96,7 +262,8 @@ impl StateTable {
     pub fn from_map(state: &StateMap) -> Self {
         let mut types: Vec<Arc<str>> = Vec::new();
         let mut type_index: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
-        let (mut type_of, mut skeys, mut events) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut type_of, mut skeys, mut events): (Vec<u32>, Vec<Arc<str>>, Vec<Arc<str>>) =
+            (Vec::new(), Vec::new(), Vec::new());
         for (k, e) in state {
             let t = *type_index.entry(k.event_type()).or_insert_with(|| {
                 types.push(Arc::from(k.event_type()));
@@ -121,7 +288,7 @@ impl StateTable {
 
     /// Whether the table has no entries.
     pub fn is_empty(&self) -> bool {
-        self.skeys.is_empty()
+        self.skeys.len() == 0
     }
 
     /// The event type of entry `i`.
@@ -154,7 +321,11 @@ impl StateTable {
     /// Approximate heap bytes (the strings are counted as pointers: they
     /// are shared with the store's string caches).
     pub fn weight(&self) -> u64 {
-        64 + 8 * self.types.len() as u64 + 4 * self.type_of.len() as u64 + 48 * self.skeys.len() as u64
+        64 + 8 * self.types.len() as u64
+            + 4 * self.type_of.len() as u64
+            + 16 * self.ids.len() as u64
+            + self.skeys.weight()
+            + self.events.weight()
     }
 }
 
@@ -293,8 +464,9 @@ impl StateView {
         for p in &self.parts {
             let t = &p.table;
             let single = if t.type_of.is_empty() { t.types.first() } else { None };
+            let (skeys, events) = (t.skeys.shared(), t.events.shared());
             for i in p.visible() {
-                let (Some(sk), Some(ev)) = (t.skeys.get(i), t.events.get(i)) else {
+                let (Some(sk), Some(ev)) = (skeys.get(i), events.get(i)) else {
                     continue;
                 };
                 let ty = match single {
@@ -322,8 +494,8 @@ mod tests {
     use super::*;
 
     fn table(n: usize) -> Arc<StateTable> {
-        let skeys = (0..n).map(|i| Arc::from(format!("@u{i}:x").as_str())).collect();
-        let events = (0..n).map(|i| Arc::from(format!("$e{i}").as_str())).collect();
+        let skeys: Vec<Arc<str>> = (0..n).map(|i| Arc::from(format!("@u{i}:x").as_str())).collect();
+        let events: Vec<Arc<str>> = (0..n).map(|i| Arc::from(format!("$e{i}").as_str())).collect();
         Arc::new(StateTable::of_type(
             Some((1, 2)),
             Arc::from("m.room.member"),
@@ -364,5 +536,55 @@ mod tests {
         let v = StateView::from_map(&m);
         assert_eq!(v.to_map(), m);
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn packed_texts_set_in_any_order_and_shared() {
+        let mut p = PackedTexts::new(4, 8);
+        assert_eq!(p.get(0), None);
+        assert!(p.set(2, "$two"));
+        assert!(p.set(0, "@zero:x"));
+        assert!(p.set_same(3, 2));
+        assert!(!p.set_same(1, 1), "an unset entry is not copied");
+        assert!(!p.set(4, "out"), "out of range");
+        assert_eq!(p.get(1), None);
+        assert!(!p.is_set(1) && p.is_set(3) && !p.is_set(9));
+        assert!(p.set(1, ""));
+        let got: Vec<Option<&str>> = (0..5).map(|i| p.get(i)).collect();
+        assert_eq!(got, [Some("@zero:x"), Some(""), Some("$two"), Some("$two"), None]);
+        assert_eq!(p.len(), 4);
+    }
+
+    #[test]
+    fn packed_tables_read_and_map_as_shared_ones() {
+        let names = ["@b:x", "@a:x", "@c:x"];
+        let mut skeys = PackedTexts::new(3, 0);
+        let mut events = PackedTexts::new(3, 0);
+        // Set back to front, as a reader in another order would.
+        for i in (0..3).rev() {
+            assert!(skeys.set(i, names[i]));
+            assert!(events.set(i, &format!("$e{i}")));
+        }
+        let shared: Vec<Arc<str>> = names.iter().map(|&n| Arc::from(n)).collect();
+        let shared_events: Vec<Arc<str>> = (0..3).map(|i| Arc::from(format!("$e{i}").as_str())).collect();
+        let ty: Arc<str> = Arc::from("m.room.member");
+        let packed = Arc::new(StateTable::of_type(None, ty.clone(), skeys, events, Vec::new()));
+        let plain = Arc::new(StateTable::of_type(None, ty, shared, shared_events, Vec::new()));
+        for visible in [
+            Visible::All,
+            Visible::Except(vec![1].into()),
+            Visible::Only(vec![0, 2].into()),
+        ] {
+            let a = StateView::new(vec![(packed.clone(), visible.clone())]);
+            let b = StateView::new(vec![(plain.clone(), visible)]);
+            assert_eq!(a.iter().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+            assert_eq!(a.to_map(), b.to_map());
+            // The shared strings are made once.
+            assert_eq!(a.to_map(), b.to_map());
+        }
+        assert_eq!(packed.entry(1), Some(("m.room.member", "@a:x", "$e1")));
+        // A packed table owns its texts: its weight counts them.
+        let texts = names.iter().map(|n| n.len()).sum::<usize>() + 3 * "$e0".len();
+        assert!(packed.weight() >= (64 + texts) as u64, "a packed table owns its texts");
     }
 }

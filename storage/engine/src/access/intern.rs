@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::format::event_key;
 use crate::format::keys::{self, StrKind};
 use crate::format::nid_block;
 use crate::format::values;
 use crate::kv::{Cf, KvStore};
-use mxstate_api::{Error, Result};
+use mxstate_api::{Error, PackedTexts, Result};
 
 use super::cache::Caches;
 
@@ -65,14 +66,15 @@ pub fn resolve(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids: &[u64]) -
 }
 
 /// [`resolve`] for a caller that caches what it builds from the texts (a
-/// snapshot section's table). The texts are read from their packed blocks
-/// without probing the text cache, and are not remembered one by one: a
-/// section's texts are mostly in no other cached table, and probing tens
-/// of thousands of misses cost a tenth of a cold full state. Each block's
-/// value is decoded where the store holds it (no copy). The nids of
-/// blocks not packed yet take [`resolve`]'s path (the cache, then single
-/// keys).
-pub fn resolve_for_table(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids: &[u64]) -> Result<Vec<Arc<str>>> {
+/// snapshot section's table), packed in one buffer (one allocation for
+/// the column, not one per text). The texts are read from their packed
+/// blocks without probing the text cache, and are not remembered one by
+/// one: a section's texts are mostly in no other cached table, and probing
+/// tens of thousands of misses cost a tenth of a cold full state. Each
+/// block's value is decoded where the store holds it (no copy). The nids
+/// of blocks not packed yet take [`resolve`]'s path (the cache, then
+/// single keys).
+pub fn resolve_packed(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids: &[u64]) -> Result<PackedTexts> {
     let n = u32::try_from(nids.len())
         .map_err(|_| Error::corrupt("interned strings", "a table", "more than 2^32 entries"))?;
     let at = |i: u32| nids.get(i as usize).copied().unwrap_or_default();
@@ -89,31 +91,43 @@ pub fn resolve_for_table(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids:
         .iter()
         .map(|r| keys::nid_block_key(kind, block_of_run(r)).to_vec())
         .collect();
-    let mut out: Vec<Option<Arc<str>>> = vec![None; nids.len()];
+    // An event id of the hash form is 44 bytes; state keys are mostly user
+    // ids (the buffer grows when they are longer, and is trimmed after).
+    let per_text = if kind == StrKind::Event { 44 } else { 24 };
+    let mut out = PackedTexts::new(nids.len(), per_text * nids.len());
+    let too_large = || Error::internal(format!("a table's texts of kind {} pass 4 GiB", kind as u8 as char));
+    let mut scratch = String::new();
     kv.multi_get_visit(Cf::Nids, &ks, &mut |r, v| {
         let Some(run) = runs.get(r) else { return Ok(()) };
         let block = parse_block(kind, block_of_run(run), v)?;
-        let mut last: Option<(u64, Arc<str>)> = None;
+        let mut last: Option<(u64, usize)> = None;
         for &i in *run {
-            let nid = at(i);
-            let s = match &last {
-                Some((l, s)) if *l == nid => s.clone(),
+            let (i, nid) = (i as usize, at(i));
+            let set = match last {
+                Some((l, j)) if l == nid => out.set_same(i, j),
                 _ => {
-                    let s = decode_text(kind, nid, block.text(nid).ok_or_else(|| missing(kind, nid))?)?;
-                    last = Some((nid, s.clone()));
-                    s
+                    let bytes = block.text(nid).ok_or_else(|| missing(kind, nid))?;
+                    last = Some((nid, i));
+                    let where_ = || format!("nids/{}/{nid}", kind as u8 as char);
+                    if kind == StrKind::Event {
+                        scratch.clear();
+                        event_key::decode_into(bytes, &mut scratch, where_)?;
+                        out.set(i, &scratch)
+                    } else {
+                        let text = std::str::from_utf8(bytes)
+                            .map_err(|_| Error::corrupt("interned string", where_(), "not UTF-8"))?;
+                        out.set(i, text)
+                    }
                 }
             };
-            if let Some(slot) = out.get_mut(i as usize) {
-                *slot = Some(s);
+            if !set {
+                return Err(too_large());
             }
         }
         Ok(())
     })?;
     // Blocks not packed yet (or packed since: `resolve_with` looks again).
-    let unpacked: Vec<usize> = (0..out.len())
-        .filter(|&i| out.get(i).is_some_and(Option::is_none))
-        .collect();
+    let unpacked: Vec<usize> = (0..out.len()).filter(|&i| !out.is_set(i)).collect();
     if !unpacked.is_empty() {
         let wanted: Vec<u64> = unpacked
             .iter()
@@ -123,15 +137,13 @@ pub fn resolve_for_table(kv: &dyn KvStore, caches: &Caches, kind: StrKind, nids:
             .into_iter()
             .zip(resolve_with(kv, caches, kind, &wanted, false)?)
         {
-            if let Some(slot) = out.get_mut(i) {
-                *slot = Some(s);
+            if !out.set(i, &s) {
+                return Err(too_large());
             }
         }
     }
-    out.into_iter()
-        .enumerate()
-        .map(|(i, s)| s.ok_or_else(|| Error::corrupt("interned string", format!("#{i}"), "unresolved")))
-        .collect()
+    out.shrink_to_fit();
+    Ok(out)
 }
 
 fn resolve_with(

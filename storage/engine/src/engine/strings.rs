@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use mxstate_api::{Error, EventId, Result, StateKey, StateMap, StateTable, StateView, Visible};
+use mxstate_api::{Error, EventId, PackedTexts, Result, StateKey, StateMap, StateTable, StateView, Visible};
 
 use crate::access::intern;
 use crate::access::Source;
@@ -23,8 +23,9 @@ use super::Engine;
 /// state 5 ms.
 const PARALLEL_MIN_TEXTS: usize = 16_384;
 
-/// The texts of one column of a table (its state keys or its event ids).
-type Column = Vec<Arc<str>>;
+/// The texts of one column of a section's table (its state keys or its
+/// event ids).
+type Column = PackedTexts;
 
 /// `(type, state_key, event_id)` of one entry.
 type Texts = (Arc<str>, Arc<str>, Arc<str>);
@@ -112,14 +113,14 @@ impl Engine {
                 .sum::<usize>();
         let read_events = || -> Result<Vec<Column>> {
             cold.iter()
-                .map(|p| intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Event, &p.sec.events))
+                .map(|p| intern::resolve_packed(&*self.kv, &self.caches, StrKind::Event, &p.sec.events))
                 .collect()
         };
         let read_skeys = || -> Result<Vec<Column>> {
             cold.iter()
                 .map(|p| {
                     let skeys: Vec<u64> = p.sec.skeys.iter().map(|&s| u64::from(s)).collect();
-                    intern::resolve_for_table(&*self.kv, &self.caches, StrKind::Skey, &skeys)
+                    intern::resolve_packed(&*self.kv, &self.caches, StrKind::Skey, &skeys)
                 })
                 .collect()
         };

@@ -105,6 +105,24 @@ pub fn decode_arc(bytes: &[u8], at: impl FnOnce() -> String) -> Result<std::sync
     decode(bytes, at).map(std::sync::Arc::from)
 }
 
+/// [`decode`], appended to `out` (no allocation when `out` has room).
+pub fn decode_into(bytes: &[u8], out: &mut String, at: impl FnOnce() -> String) -> Result<()> {
+    if let (Some(&tag @ (STANDARD | URL_SAFE)), Some(hash)) = (bytes.first(), bytes.get(1..)) {
+        if hash.len() + 1 == HASH_LEN {
+            let engine = if tag == STANDARD {
+                &STANDARD_NO_PAD
+            } else {
+                &URL_SAFE_NO_PAD
+            };
+            out.push('$');
+            engine.encode_string(hash, out);
+            return Ok(());
+        }
+    }
+    out.push_str(&decode(bytes, at)?);
+    Ok(())
+}
+
 /// The prefix of a stored id that `group_events` keeps: the tag and the
 /// first 4 hash bytes of a hash form (enough to find the id in
 /// `event_groups` with a prefix scan), the whole text of a text form.
