@@ -80,25 +80,31 @@ pub fn decode(bytes: &[u8], at: impl FnOnce() -> String) -> Result<String> {
     }
 }
 
+/// The base64 alphabet and the 32 hash bytes of a stored hash form.
+fn hash_parts(bytes: &[u8]) -> Option<(&'static base64::engine::GeneralPurpose, &[u8])> {
+    let (&tag, hash) = bytes.split_first()?;
+    if hash.len() + 1 != HASH_LEN {
+        return None;
+    }
+    match tag {
+        STANDARD => Some((&STANDARD_NO_PAD, hash)),
+        URL_SAFE => Some((&URL_SAFE_NO_PAD, hash)),
+        _ => None,
+    }
+}
+
 /// [`decode`] into a shared string, with no intermediate `String` (the
 /// hash form is encoded on the stack).
 pub fn decode_arc(bytes: &[u8], at: impl FnOnce() -> String) -> Result<std::sync::Arc<str>> {
-    if let (Some(&tag @ (STANDARD | URL_SAFE)), Some(hash)) = (bytes.first(), bytes.get(1..)) {
-        if hash.len() + 1 == HASH_LEN {
-            let engine = if tag == STANDARD {
-                &STANDARD_NO_PAD
-            } else {
-                &URL_SAFE_NO_PAD
-            };
-            let mut buf = [b'$'; 1 + B64_LEN];
-            let written = match buf.get_mut(1..) {
-                Some(out) => engine.encode_slice(hash, out).ok(),
-                None => None,
-            };
-            if written == Some(B64_LEN) {
-                if let Ok(s) = std::str::from_utf8(&buf) {
-                    return Ok(std::sync::Arc::from(s));
-                }
+    if let Some((engine, hash)) = hash_parts(bytes) {
+        let mut buf = [b'$'; 1 + B64_LEN];
+        let written = match buf.get_mut(1..) {
+            Some(out) => engine.encode_slice(hash, out).ok(),
+            None => None,
+        };
+        if written == Some(B64_LEN) {
+            if let Ok(s) = std::str::from_utf8(&buf) {
+                return Ok(std::sync::Arc::from(s));
             }
         }
     }
@@ -107,17 +113,10 @@ pub fn decode_arc(bytes: &[u8], at: impl FnOnce() -> String) -> Result<std::sync
 
 /// [`decode`], appended to `out` (no allocation when `out` has room).
 pub fn decode_into(bytes: &[u8], out: &mut String, at: impl FnOnce() -> String) -> Result<()> {
-    if let (Some(&tag @ (STANDARD | URL_SAFE)), Some(hash)) = (bytes.first(), bytes.get(1..)) {
-        if hash.len() + 1 == HASH_LEN {
-            let engine = if tag == STANDARD {
-                &STANDARD_NO_PAD
-            } else {
-                &URL_SAFE_NO_PAD
-            };
-            out.push('$');
-            engine.encode_string(hash, out);
-            return Ok(());
-        }
+    if let Some((engine, hash)) = hash_parts(bytes) {
+        out.push('$');
+        engine.encode_string(hash, out);
+        return Ok(());
     }
     out.push_str(&decode(bytes, at)?);
     Ok(())
