@@ -41,8 +41,16 @@ pub struct PackedTexts {
     /// `(start, length)` in `text` of each entry; `UNSET` until set.
     spans: Vec<(u32, u32)>,
     /// One shared string per entry, made on first use by
-    /// [`StateView::to_map`] (a map's keys and values are shared strings).
-    shared: OnceLock<Box<[Arc<str>]>>,
+    /// [`StateView::to_map`] (a map's keys and values are shared strings),
+    /// with their heap bytes.
+    shared: OnceLock<(Box<[Arc<str>]>, u64)>,
+}
+
+/// Heap bytes of one shared string of `len` bytes held in a column: its
+/// pointer (16) and its allocation (two counts, the text, the allocator's
+/// header and rounding).
+fn shared_string_bytes(len: usize) -> u64 {
+    (16 + 16 + len.next_multiple_of(8) + 8) as u64
 }
 
 /// The start of an entry not set yet.
@@ -122,12 +130,23 @@ impl PackedTexts {
     /// One shared string per entry (an unset entry gives an empty one),
     /// made once.
     fn shared(&self) -> &[Arc<str>] {
-        self.shared.get_or_init(|| {
-            let empty: Arc<str> = Arc::from("");
-            (0..self.spans.len())
-                .map(|i| self.get(i).map_or_else(|| empty.clone(), Arc::from))
-                .collect()
-        })
+        &self
+            .shared
+            .get_or_init(|| {
+                let empty: Arc<str> = Arc::from("");
+                let strings: Box<[Arc<str>]> = (0..self.spans.len())
+                    .map(|i| self.get(i).map_or_else(|| empty.clone(), Arc::from))
+                    .collect();
+                let bytes = strings.iter().map(|s| shared_string_bytes(s.len())).sum();
+                (strings, bytes)
+            })
+            .0
+    }
+
+    /// Approximate heap bytes: the buffer, the spans and, once made, the
+    /// shared strings.
+    fn weight(&self) -> u64 {
+        (self.text.capacity() + 8 * self.spans.len()) as u64 + self.shared.get().map_or(0, |(_, bytes)| *bytes)
     }
 }
 
@@ -186,11 +205,12 @@ impl Texts {
     }
 
     /// Approximate heap bytes: the pointers of shared strings (the strings
-    /// are shared with the store's caches), the whole of a packed buffer.
+    /// are shared with the store's caches), the whole of a packed column
+    /// (with its shared strings once a map has made them).
     fn weight(&self) -> u64 {
         match self {
             Texts::Shared(v) => 16 * v.len() as u64,
-            Texts::Packed(p) => (p.text.capacity() + 8 * p.spans.len()) as u64,
+            Texts::Packed(p) => p.weight(),
         }
     }
 }
@@ -318,8 +338,11 @@ impl StateTable {
             .flatten()
     }
 
-    /// Approximate heap bytes (the strings are counted as pointers: they
-    /// are shared with the store's string caches).
+    /// Approximate heap bytes (shared strings are counted as pointers: they
+    /// are shared with the store's string caches). A packed column's shared
+    /// strings, made by the first [`StateView::to_map`] over the table, are
+    /// counted from then on: a cache that holds the table re-weighs it
+    /// after a map.
     pub fn weight(&self) -> u64 {
         64 + 8 * self.types.len() as u64
             + 4 * self.type_of.len() as u64
@@ -570,6 +593,7 @@ mod tests {
         let ty: Arc<str> = Arc::from("m.room.member");
         let packed = Arc::new(StateTable::of_type(None, ty.clone(), skeys, events, Vec::new()));
         let plain = Arc::new(StateTable::of_type(None, ty, shared, shared_events, Vec::new()));
+        let (unmapped, plain_weight) = (packed.weight(), plain.weight());
         for visible in [
             Visible::All,
             Visible::Except(vec![1].into()),
@@ -585,6 +609,19 @@ mod tests {
         assert_eq!(packed.entry(1), Some(("m.room.member", "@a:x", "$e1")));
         // A packed table owns its texts: its weight counts them.
         let texts = names.iter().map(|n| n.len()).sum::<usize>() + 3 * "$e0".len();
-        assert!(packed.weight() >= (64 + texts) as u64, "a packed table owns its texts");
+        assert!(unmapped >= (64 + texts) as u64, "a packed table owns its texts");
+        // Once mapped, it also holds a shared string per entry of each
+        // column: counted too.
+        assert!(
+            packed.weight() >= unmapped + 6 * 32 + texts as u64,
+            "the shared strings a map made are counted: {} then {}",
+            unmapped,
+            packed.weight()
+        );
+        assert_eq!(
+            plain.weight(),
+            plain_weight,
+            "a shared-string table's weight does not move"
+        );
     }
 }

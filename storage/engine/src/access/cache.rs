@@ -34,9 +34,13 @@ impl Weighed for Arc<Section> {
         32 + 12 * self.skeys.len() as u64
     }
 }
-impl Weighed for Arc<StateTable> {
+/// A cached table with its weight when it was cached.
+#[derive(Clone)]
+struct FixedWeight(Arc<StateTable>, u64);
+
+impl Weighed for FixedWeight {
     fn weight(&self) -> u64 {
-        StateTable::weight(self)
+        self.1
     }
 }
 
@@ -89,6 +93,45 @@ type WCache<K, V> = Cache<K, V, ByWeight>;
 
 fn cache<K: Eq + std::hash::Hash, V: Weighed + Clone>(bytes: u64) -> WCache<K, V> {
     Cache::with_weighter((bytes / 256) as usize, bytes, ByWeight)
+}
+
+/// Tables by key. A table's weight is taken when it is cached and kept
+/// with it: a packed table grows when a map makes its shared strings
+/// (`StateTable::weight` counts them from then on), and a cache must take
+/// away on eviction exactly what it added. To count the growth, insert the
+/// table again.
+pub struct TableCache<K>(WCache<K, FixedWeight>);
+
+impl<K: Eq + std::hash::Hash + Clone> TableCache<K> {
+    fn new(bytes: u64) -> Self {
+        TableCache(cache(bytes))
+    }
+    /// The cached table of `k`.
+    pub fn get(&self, k: &K) -> Option<Arc<StateTable>> {
+        self.0.get(k).map(|t| t.0)
+    }
+    /// Caches `table` under `k`, weighed now.
+    pub fn insert(&self, k: K, table: Arc<StateTable>) {
+        let weight = table.weight();
+        self.0.insert(k, FixedWeight(table, weight));
+    }
+    /// Drops the table of `k`.
+    pub fn remove(&self, k: &K) {
+        self.0.remove(k);
+    }
+    /// Drops every table.
+    pub fn clear(&self) {
+        self.0.clear();
+    }
+    /// Keeps the tables whose key passes `keep`.
+    pub fn retain(&self, keep: impl Fn(&K) -> bool) {
+        self.0.retain(|k, _| keep(k));
+    }
+    /// The weight of the tables held, as counted when each was cached.
+    #[cfg(test)]
+    pub fn weight(&self) -> u64 {
+        self.0.weight()
+    }
 }
 
 /// Group ids per page: the records of ids `[n * PAGE_IDS, (n + 1) * PAGE_IDS)`
@@ -212,10 +255,10 @@ pub struct Caches {
     pub sections: WCache<(u64, TypeNid), Arc<Section>>,
     pub headers: WCache<u64, Arc<SnapHeader>>,
     /// Snapshot sections with their strings, as views share them.
-    pub section_tables: WCache<(u64, TypeNid), Arc<StateTable>>,
+    pub section_tables: TableCache<(u64, TypeNid)>,
     /// Delta records with their strings, by group id; an entry is dropped
     /// when its group's record is rewritten.
-    pub delta_tables: WCache<u64, Arc<StateTable>>,
+    pub delta_tables: TableCache<u64>,
     /// Resolved full states of checkpoints, by group id; dropped with the
     /// chains, and when the group's record is rewritten.
     pub bases: WCache<u64, Arc<Base>>,
@@ -248,8 +291,8 @@ impl Caches {
             records: RecordCache::new(part * 2, part / 2),
             sections: cache(part * 3),
             headers: cache(part / 4),
-            section_tables: cache(part * 2),
-            delta_tables: cache(part),
+            section_tables: TableCache::new(part * 2),
+            delta_tables: TableCache::new(part),
             bases: cache(part),
             chains: cache(part),
             walked: cache(part / 8),

@@ -125,7 +125,7 @@ impl Engine {
         for &g in groups {
             src.check_live(g)?;
             let resolved = self.resolved(&src, g, &f)?;
-            out.insert(g, self.view(resolved)?.to_map());
+            out.insert(g, self.map_of(&self.view(resolved)?));
         }
         Ok(out)
     }
@@ -433,6 +433,18 @@ mod tests {
         Engine::with_kv(Box::new(remote), EngineOptions::default()).unwrap()
     }
 
+    /// Stores `state` as a root group of `room` (event 0's).
+    fn store_full(engine: &Engine, room: &RoomId, state: &StateMap) -> GroupId {
+        engine
+            .store_group(NewGroup {
+                id: None,
+                room_id: room,
+                event_id: &ev(0),
+                state: GroupState::Full(state),
+            })
+            .unwrap()
+    }
+
     /// A view from the caches alone is the view a read gives, for every
     /// filter shape; when anything it needs is not cached (a fresh engine,
     /// a group stored since) or a commit holds readers out, there is no
@@ -557,14 +569,7 @@ mod tests {
         let room = RoomId::parse("!r:x.test").unwrap();
         // 2 x 9,000 texts: past the two-thread threshold.
         let state: StateMap = (0..9_000).map(|i| (member(i), ev(i))).collect();
-        let g = open()
-            .store_group(NewGroup {
-                id: None,
-                room_id: &room,
-                event_id: &ev(0),
-                state: GroupState::Full(&state),
-            })
-            .unwrap();
+        let g = store_full(&open(), &room, &state);
         let engine = open();
         let before = reads.load(Ordering::Relaxed);
         assert!(engine.state_view_cached(g, &StateFilter::all()).is_none());
@@ -581,5 +586,32 @@ mod tests {
             engine.state_view_cached(g, &StateFilter::all()).map(|v| v.len()),
             Some(9_000)
         );
+    }
+
+    /// A snapshot section read cold is cached with its texts packed; the
+    /// first map over it makes a shared string per text, and the section
+    /// cache is told: its weight grows by at least those strings.
+    #[test]
+    fn a_map_over_a_cold_section_is_counted_in_the_cache() {
+        let (kv, reads) = (Arc::new(MemKv::new()), Arc::new(AtomicUsize::new(0)));
+        let open = || open_counted(&kv, &reads);
+        let room = RoomId::parse("!r:x.test").unwrap();
+        let state: StateMap = (0..500).map(|i| (member(i), ev(i))).collect();
+        let g = store_full(&open(), &room, &state);
+        // A fresh engine: the section is read cold.
+        let engine = open();
+        assert_eq!(engine.state_view(g, &StateFilter::all()).unwrap().len(), 500);
+        let viewed = engine.caches.section_tables.weight();
+        assert!(viewed > 0, "the cold section's table is cached");
+        assert_eq!(engine.state_for_group(g, &StateFilter::all()).unwrap(), state);
+        let mapped = engine.caches.section_tables.weight();
+        // Two columns of 500 entries, each string at least 32 bytes more.
+        assert!(
+            mapped >= viewed + 2 * 500 * 32,
+            "the map's shared strings are counted: {viewed} then {mapped} bytes"
+        );
+        // Mapped again: made once, counted once.
+        assert_eq!(engine.state_for_group(g, &StateFilter::all()).unwrap(), state);
+        assert_eq!(engine.caches.section_tables.weight(), mapped);
     }
 }

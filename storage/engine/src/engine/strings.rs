@@ -179,6 +179,30 @@ impl Engine {
         Ok(StateView::new(parts))
     }
 
+    /// `view` as a map. The first map over a packed section table makes
+    /// and keeps a shared string per text (`StateView::to_map`): the
+    /// section cache then holds more than it counted, so a table whose
+    /// weight grew is inserted again, to be weighed anew.
+    pub(super) fn map_of(&self, view: &StateView) -> StateMap {
+        let before: Vec<u64> = view.parts().iter().map(|p| p.table().weight()).collect();
+        let map = view.to_map();
+        for (part, weight) in view.parts().iter().zip(before) {
+            let table = part.table();
+            let Some(key) = table.id().filter(|_| table.weight() != weight) else {
+                continue;
+            };
+            if self
+                .caches
+                .section_tables
+                .get(&key)
+                .is_some_and(|cached| Arc::ptr_eq(&cached, table))
+            {
+                self.caches.section_tables.insert(key, table.clone());
+            }
+        }
+        map
+    }
+
     /// The tables of `deltas`, their texts read in one batch per kind.
     fn delta_tables(&self, deltas: &[DeltaPart]) -> Result<Vec<Arc<StateTable>>> {
         self.preload_delta_texts(deltas)?;

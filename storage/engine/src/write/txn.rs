@@ -794,7 +794,7 @@ impl CacheUpdate {
         if !self.dropped_sections.is_empty() {
             let dropped: FxHashSet<u64> = self.dropped_sections.into_iter().collect();
             caches.sections.retain(|k, _| !dropped.contains(&k.0));
-            caches.section_tables.retain(|k, _| !dropped.contains(&k.0));
+            caches.section_tables.retain(|k| !dropped.contains(&k.0));
         }
     }
 }
