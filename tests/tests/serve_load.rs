@@ -34,3 +34,56 @@ fn many_clients_get_right_answers() {
         assert!(s.requests > 0, "no {} request ran", s.name);
     }
 }
+
+/// Where the service answers reads: a cold read (a group not in the
+/// engine's caches, after a restart) needs the store and runs on the
+/// blocking pool, not on a runtime thread; the same read again is answered
+/// from the caches on the connection's task. Both give the stored state.
+#[test]
+fn cold_reads_run_on_the_pool_and_cached_ones_inline() {
+    use mxstate_api::{EventId, RoomId, StateFilter, StateKey, StateMap};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reads = |served: &Served| -> (u64, u64) {
+        let stats: serde_json::Value = serde_json::from_str(&rt.block_on(served.client().stats()).unwrap()).unwrap();
+        let n = |k: &str| {
+            stats["service"][k]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {k} in {stats}"))
+        };
+        (n("reads_cached"), n("reads_blocking"))
+    };
+    let served = Served::start(EngineOptions::default());
+    let mut state = StateMap::default();
+    for i in 0..200 {
+        state.insert(
+            StateKey::new("m.room.member", format!("@u{i}:x")).unwrap(),
+            EventId::parse(format!("$e{i}")).unwrap(),
+        );
+    }
+    let room = RoomId::parse("!r:x").unwrap();
+    let event = EventId::parse("$e0").unwrap();
+    let g = rt
+        .block_on(
+            served
+                .client()
+                .store_state_group(event, room, None, None, state.clone()),
+        )
+        .unwrap();
+    let served = served.restart(EngineOptions::default());
+    let client = served.client();
+    let read = || {
+        rt.block_on(client.state_for_groups(vec![g], StateFilter::all()))
+            .unwrap()
+            .remove(&g)
+            .unwrap()
+    };
+    assert_eq!(reads(&served), (0, 0));
+    assert_eq!(read(), state, "cold");
+    assert_eq!(reads(&served), (0, 1), "the cold read ran on the pool");
+    assert_eq!(read(), state, "cached");
+    assert_eq!(reads(&served), (1, 1), "the cached read was answered inline");
+}

@@ -1,8 +1,10 @@
 //! One client connection: the handshake, then pipelined requests.
 //!
-//! Reads are answered on the connection's task as they arrive (they take
-//! microseconds from the engine's caches); writes, which wait for an
-//! fsync, run on tasks of their own, so a client may pipeline them. Every
+//! A read the engine's caches answer is answered on the connection's task
+//! as it arrives (microseconds); other reads (cold groups, scans) and
+//! writes, which wait for the disk or an fsync, run on tasks of their own
+//! (on tokio's blocking pool), so a client may pipeline them and no
+//! runtime thread waits on the disk. Every
 //! answer is written to the socket by whoever produced it, under a lock.
 //! Reading stops while `max_in_flight` requests of the connection are
 //! running (backpressure reaches the client through the socket), a frame
@@ -73,13 +75,16 @@ where
         };
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
         if dispatch::inline(&req.op) {
-            // Microseconds from the engine's caches: answered right here,
-            // without a task or a thread hop.
-            let result = run(&shared, req.op).await;
-            if let Err(e) = respond(&w, &shared, req.id, result, max).await {
-                break format!("cannot answer: {e}");
+            if let Some(reply) = dispatch::read_cached(&shared.store, &req.op) {
+                // Microseconds from the engine's caches: answered right
+                // here, without a task or a thread hop.
+                shared.stats.reads_cached.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = respond(&w, &shared, req.id, Ok(reply), max).await {
+                    break format!("cannot answer: {e}");
+                }
+                continue;
             }
-            continue;
+            shared.stats.reads_blocking.fetch_add(1, Ordering::Relaxed);
         }
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break "internal: request limiter closed".to_owned();

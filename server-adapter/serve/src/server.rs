@@ -61,6 +61,10 @@ pub struct ServerStats {
     pub requests: AtomicU64,
     /// Requests answered with an error.
     pub errors: AtomicU64,
+    /// Reads answered from the engine's caches on the connection's task.
+    pub reads_cached: AtomicU64,
+    /// Reads that needed the store, run on the blocking pool.
+    pub reads_blocking: AtomicU64,
 }
 
 /// What every connection shares.
@@ -83,6 +87,8 @@ impl Shared {
                 "refused": n(&self.stats.refused),
                 "requests": n(&self.stats.requests),
                 "errors": n(&self.stats.errors),
+                "reads_cached": n(&self.stats.reads_cached),
+                "reads_blocking": n(&self.stats.reads_blocking),
             },
             "database": {
                 "location": self.store.engine().location(),
