@@ -87,10 +87,12 @@ async fn blocking<T: Send + 'static>(
 
 /// Runs `op` (not [`Op::Stats`], which the connection answers).
 pub async fn run(store: &EngineStore, op: Op) -> Result<Reply> {
-    if inline(&op) {
-        return blocking(store, move |e| read(e, op)).await;
-    }
     Ok(match op {
+        op @ (Op::StateForGroups { .. }
+        | Op::GroupDelta(_)
+        | Op::EventGroups(_)
+        | Op::CurrentState { .. }
+        | Op::RoomGroups(_)) => blocking(store, move |e| read(e, op)).await?,
         Op::StoreGroups(groups) => {
             let groups = groups.into_iter().map(wire::group_in).collect::<Result<Vec<_>>>()?;
             Reply::Ids(store.store_state_groups(groups).await?)
@@ -120,11 +122,6 @@ pub async fn run(store: &EngineStore, op: Op) -> Result<Reply> {
             Reply::Done
         }
         Op::Adapter(op) => Reply::Adapter(blocking(store, move |e| adapter::run(e, op)).await?),
-        Op::StateForGroups { .. }
-        | Op::GroupDelta(_)
-        | Op::EventGroups(_)
-        | Op::CurrentState { .. }
-        | Op::RoomGroups(_) => return Err(mxstate_api::Error::internal("a read is run by `read`")),
         Op::AddAuthEvents { room, events } => {
             let events = wire::auth_events_in(events)?;
             store.add_auth_events(mxstate_api::RoomId::parse(room)?, events).await?;
